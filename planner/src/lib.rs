@@ -1,0 +1,1 @@
+//! aiprod planner (being written).

@@ -1,0 +1,1 @@
+//! aiprod quality (being written).
