@@ -1,0 +1,217 @@
+//! Daemon configuration: defaults < TOML file < `AIPROD_*` environment < command-line flags,
+//! parsed and validated once at start into [`Config`]. Errors name the key that is wrong.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Longest clip a request may ask for unless the operator raises it: generation time and disk
+/// use grow linearly with duration, and a typo (3600 instead of 36) should not tie up a node.
+pub const DEFAULT_MAX_DURATION_S: f64 = 120.0;
+
+/// The effective configuration of one `aiprodd`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Requests with a longer duration are refused with INVALID_ARGUMENT.
+    pub max_duration_s: f64,
+    /// Jobs that run at the same time; the rest wait in QUEUED.
+    pub max_concurrent_jobs: usize,
+    /// What this node costs per hour of CPU work and of GPU work (USD), for compute line items.
+    /// None: the defaults of pricing.toml (`[node_defaults]`, with their source).
+    pub cpu_usd_per_hour: Option<f64>,
+    pub gpu_usd_per_hour: Option<f64>,
+    /// How long a plan id from Plan stays usable by Generate.
+    pub plan_ttl_s: u64,
+    /// How many times a job interrupted by a crash is resumed before it fails.
+    pub max_job_attempts: u32,
+    /// Directory of profile TOML files that replace/extend the embedded ones (optional).
+    pub profiles_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_duration_s: DEFAULT_MAX_DURATION_S,
+            max_concurrent_jobs: 1,
+            cpu_usd_per_hour: None,
+            gpu_usd_per_hour: None,
+            plan_ttl_s: 3600,
+            max_job_attempts: 3,
+            profiles_dir: None,
+            log_json: false,
+        }
+    }
+}
+
+/// A configuration error that names the key and why it is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The layer a TOML file or the environment/flags may set; every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub data_dir: Option<PathBuf>,
+    pub grpc_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub max_duration_s: Option<f64>,
+    pub max_concurrent_jobs: Option<usize>,
+    pub cpu_usd_per_hour: Option<f64>,
+    pub gpu_usd_per_hour: Option<f64>,
+    pub plan_ttl_s: Option<u64>,
+    pub max_job_attempts: Option<u32>,
+    pub profiles_dir: Option<PathBuf>,
+    pub log_json: Option<bool>,
+}
+
+impl ConfigLayer {
+    /// Parses a TOML config file's text; `path` is only used in the error.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text, path)
+    }
+}
+
+impl Config {
+    /// Applies `layer` over `self` (set fields win).
+    pub fn apply(mut self, layer: &ConfigLayer) -> Self {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &layer.$f { self.$f = v.clone(); } )* };
+        }
+        set!(
+            data_dir,
+            grpc_addr,
+            http_addr,
+            max_duration_s,
+            max_concurrent_jobs,
+            plan_ttl_s,
+            max_job_attempts,
+            log_json
+        );
+        if layer.cpu_usd_per_hour.is_some() {
+            self.cpu_usd_per_hour = layer.cpu_usd_per_hour;
+        }
+        if layer.gpu_usd_per_hour.is_some() {
+            self.gpu_usd_per_hour = layer.gpu_usd_per_hour;
+        }
+        if layer.profiles_dir.is_some() {
+            self.profiles_dir = layer.profiles_dir.clone();
+        }
+        self
+    }
+
+    /// Checks every value once, so the rest of the daemon can trust them.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        let finite_positive = |key, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be a positive number, got {v}"),
+                })
+            }
+        };
+        finite_positive("max_duration_s", self.max_duration_s)?;
+        for (key, rate) in [
+            ("cpu_usd_per_hour", self.cpu_usd_per_hour),
+            ("gpu_usd_per_hour", self.gpu_usd_per_hour),
+        ] {
+            if let Some(v) = rate {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        reason: format!("must be >= 0, got {v}"),
+                    });
+                }
+            }
+        }
+        if self.max_concurrent_jobs == 0 || self.max_concurrent_jobs > 256 {
+            return Err(ConfigError::Invalid {
+                key: "max_concurrent_jobs",
+                reason: format!("must be 1..=256, got {}", self.max_concurrent_jobs),
+            });
+        }
+        if self.max_job_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_job_attempts",
+                reason: "must be >= 1".into(),
+            });
+        }
+        if self.plan_ttl_s == 0 {
+            return Err(ConfigError::Invalid {
+                key: "plan_ttl_s",
+                reason: "must be >= 1".into(),
+            });
+        }
+        if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
+            return Err(ConfigError::Invalid {
+                key: "http_addr",
+                reason: format!("must differ from grpc_addr ({})", self.grpc_addr),
+            });
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_validate() {
+        let file = ConfigLayer::from_toml(
+            "max_duration_s = 30.0\ncpu_usd_per_hour = 0.5\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let flags = ConfigLayer {
+            cpu_usd_per_hour: Some(0.25),
+            ..Default::default()
+        };
+        let cfg = Config::default()
+            .apply(&file)
+            .apply(&flags)
+            .validate()
+            .unwrap();
+        assert_eq!(cfg.max_duration_s, 30.0);
+        assert_eq!(cfg.cpu_usd_per_hour, Some(0.25));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_value_name_the_key() {
+        let err = ConfigLayer::from_toml("max_duraton_s = 1", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("max_duraton_s"), "{err}");
+        let bad = ConfigLayer {
+            max_concurrent_jobs: Some(0),
+            ..Default::default()
+        };
+        let err = Config::default().apply(&bad).validate().unwrap_err();
+        assert!(err.to_string().contains("max_concurrent_jobs"), "{err}");
+    }
+}

@@ -1,0 +1,652 @@
+//! The gRPC service `aiprod.v1.Control`: validates requests, calls the planner and the job
+//! engine, and answers. Errors become statuses only in [`error`]; every call is logged once
+//! with a request id, its method, its status code and its latency.
+
+pub mod convert;
+pub mod error;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aiprod_planner::{estimate_plan, estimate_plans, PlanRequest, PriceTable, Tier};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::jobs::store::{JobFilter, JobRecord, StoredPlan};
+use crate::jobs::{is_final, JobEngine};
+use crate::now_unix_ms;
+use crate::proto::{self, control_server::Control, JobState};
+use convert::*;
+use error::ControlError;
+
+/// Default and largest page of ListJobs.
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+/// User ids are labels chosen by callers; bound them so they stay cheap to store and log.
+const MAX_USER_ID_LEN: usize = 128;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+/// The user of requests that name none.
+pub const DEFAULT_USER: &str = "default";
+
+/// The Control service.
+pub struct ControlService {
+    engine: Arc<JobEngine>,
+    prices: Arc<PriceTable>,
+}
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+impl ControlService {
+    pub fn new(engine: Arc<JobEngine>, prices: Arc<PriceTable>) -> Self {
+        Self { engine, prices }
+    }
+
+    /// Logs and counts one finished call and maps its error to a status.
+    fn answer<T>(
+        &self,
+        method: &'static str,
+        started: Instant,
+        result: Result<T, ControlError>,
+    ) -> RpcResult<T> {
+        let request_id = uuid::Uuid::new_v4();
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        let result = result.map_err(Status::from);
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(s) => s.code(),
+        };
+        self.engine
+            .metrics
+            .grpc_requests
+            .with_label_values(&[method, &format!("{code:?}")])
+            .inc();
+        match &result {
+            Ok(_) => tracing::info!(%request_id, method, latency_ms, "ok"),
+            Err(s) if s.code() == tonic::Code::Internal => {
+                tracing::error!(%request_id, method, latency_ms, code = ?s.code(), message = s.message(), "failed")
+            }
+            Err(s) => {
+                tracing::info!(%request_id, method, latency_ms, code = ?s.code(), message = s.message(), "refused")
+            }
+        }
+        result.map(Response::new)
+    }
+
+    /// Constraints and preferences for a request: the request's own, else the user's stored
+    /// defaults, else the planner's defaults.
+    fn effective_choices(
+        &self,
+        user_id: &str,
+        constraints: Option<&proto::Constraints>,
+        preferences: Option<&proto::Preferences>,
+    ) -> Result<(aiprod_planner::Constraints, aiprod_planner::Preferences), ControlError> {
+        let stored = if constraints.is_none() || preferences.is_none() {
+            self.engine.store.get_preferences(user_id)?
+        } else {
+            None
+        };
+        let c = constraints
+            .or(stored.as_ref().and_then(|s| s.constraints.as_ref()))
+            .map(constraints_from_proto)
+            .unwrap_or_default();
+        let p = preferences
+            .or(stored.as_ref().and_then(|s| s.preferences.as_ref()))
+            .map(preferences_from_proto)
+            .unwrap_or_default();
+        Ok((c, p))
+    }
+
+    /// Runs `f` (a planner call) on the request built from these inputs and the node's state.
+    fn with_plan_request<T>(
+        &self,
+        prompt: &str,
+        duration_s: f64,
+        profile: &aiprod_planner::ResolutionProfile,
+        (constraints, preferences): (aiprod_planner::Constraints, aiprod_planner::Preferences),
+        f: impl FnOnce(&PlanRequest<'_>) -> Result<T, aiprod_planner::PlannerError>,
+    ) -> Result<T, ControlError> {
+        let backends = self.engine.backend_names();
+        let calibration = self.engine.calibration_snapshot();
+        let req = PlanRequest {
+            prompt,
+            duration_s,
+            profile,
+            constraints,
+            preferences,
+            available_backends: &backends,
+            node: self.engine.node,
+            calibration: &calibration,
+            max_duration_s: self.engine.config.max_duration_s,
+        };
+        Ok(f(&req)?)
+    }
+
+    fn do_plan(&self, r: proto::PlanRequest) -> Result<proto::PlanResponse, ControlError> {
+        let user_id = user_id(&r.user_id)?;
+        let selection = self.engine.catalog.resolve(&r.profile, &r.use_case)?;
+        let choices =
+            self.effective_choices(&user_id, r.constraints.as_ref(), r.preferences.as_ref())?;
+        let set = self.with_plan_request(
+            &r.prompt,
+            r.duration_s,
+            &selection.profile,
+            choices,
+            |req| estimate_plans(req, &self.prices),
+        )?;
+        let now = now_unix_ms();
+        let expires = now + (self.engine.config.plan_ttl_s as i64) * 1000;
+        let plans: Vec<proto::PlanOption> = set
+            .plans
+            .iter()
+            .map(|p| plan_to_proto(p, uuid::Uuid::new_v4().to_string(), expires))
+            .collect();
+        let stored: Vec<StoredPlan> = plans
+            .iter()
+            .map(|p| StoredPlan {
+                plan: p.clone(),
+                prompt: r.prompt.clone(),
+                user_id: user_id.clone(),
+                expires_unix_ms: expires,
+            })
+            .collect();
+        self.engine.store.insert_plans(&stored, now)?;
+        let recommended = set
+            .recommended
+            .map(tier_to_proto)
+            .unwrap_or(proto::Tier::Unspecified);
+        let recommended_plan_id = plans
+            .iter()
+            .find(|p| p.tier == recommended as i32 && recommended != proto::Tier::Unspecified)
+            .map(|p| p.plan_id.clone())
+            .unwrap_or_default();
+        self.engine
+            .metrics
+            .plans
+            .with_label_values(&[set.recommended.map(|t| t.as_str()).unwrap_or("NONE")])
+            .inc();
+        Ok(proto::PlanResponse {
+            plans,
+            recommended: recommended as i32,
+            recommended_plan_id,
+            rationale: set.rationale,
+            relaxations: set.relaxations,
+            profile: selection.profile.name.clone(),
+            profile_reason: selection.reason,
+            expires_unix_ms: expires,
+        })
+    }
+
+    fn do_generate(&self, r: proto::GenerateRequest) -> Result<proto::Job, ControlError> {
+        let user_id = user_id(&r.user_id)?;
+        if r.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(ControlError::invalid(
+                "idempotency_key",
+                format!("longer than {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+            ));
+        }
+        let (plan, prompt) = if !r.plan_id.is_empty() {
+            let stored = self
+                .engine
+                .store
+                .get_plan(&r.plan_id)?
+                .filter(|p| p.user_id == user_id)
+                .ok_or_else(|| {
+                    ControlError::NotFound(format!(
+                        "plan {} not found for user {user_id}",
+                        r.plan_id
+                    ))
+                })?;
+            if stored.expires_unix_ms < now_unix_ms() {
+                return Err(ControlError::FailedPrecondition(format!(
+                    "plan {} expired; call Plan again",
+                    r.plan_id
+                )));
+            }
+            (stored.plan, stored.prompt)
+        } else {
+            let tier: Tier = tier_from_proto(r.tier, "tier")?;
+            let selection = self.engine.catalog.resolve(&r.profile, &r.use_case)?;
+            let choices = self.effective_choices(&user_id, r.constraints.as_ref(), None)?;
+            let plan = self.with_plan_request(
+                &r.prompt,
+                r.duration_s,
+                &selection.profile,
+                choices,
+                |req| estimate_plan(req, &self.prices, tier),
+            )?;
+            (plan_to_proto(&plan, String::new(), 0), r.prompt.clone())
+        };
+        if !plan.feasible {
+            return Err(ControlError::FailedPrecondition(format!(
+                "the {} plan is infeasible: {}",
+                proto::Tier::try_from(plan.tier)
+                    .map(|t| t.as_str_name())
+                    .unwrap_or("?"),
+                plan.infeasible_reasons.join("; ")
+            )));
+        }
+        let now = now_unix_ms();
+        let job = proto::Job {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            user_id,
+            state: JobState::Queued as i32,
+            tier: plan.tier,
+            profile: plan.profile.clone(),
+            backend: plan.backend.clone(),
+            prompt,
+            duration_s: plan.duration_s,
+            progress: 0.0,
+            stage: "queued".into(),
+            created_unix_ms: now,
+            updated_unix_ms: now,
+            estimated_cost_usd_micros: plan.total_cost_usd_micros,
+            plan_id: plan.plan_id.clone(),
+            ..Default::default()
+        };
+        let rec = JobRecord {
+            job,
+            plan,
+            seed: r.seed,
+            idempotency_key: r.idempotency_key,
+        };
+        let (job, _created) = self.engine.submit(rec)?;
+        Ok(job)
+    }
+
+    /// The job, if it exists and (when the request names a user) belongs to that user.
+    fn visible_job(&self, job_id: &str, user: &str) -> Result<proto::Job, ControlError> {
+        if job_id.is_empty() {
+            return Err(ControlError::invalid("job_id", "required"));
+        }
+        let rec = self.engine.store.get_job(job_id)?;
+        match rec {
+            Some(r) if user.is_empty() || r.job.user_id == user => Ok(r.job),
+            _ => Err(ControlError::NotFound(format!("job {job_id} not found"))),
+        }
+    }
+
+    fn do_list(&self, r: proto::ListJobsRequest) -> Result<proto::ListJobsResponse, ControlError> {
+        let limit = match r.page_size as usize {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(ControlError::invalid(
+                    "page_size",
+                    format!("at most {MAX_PAGE_SIZE}, got {n}"),
+                ))
+            }
+            n => n,
+        };
+        let mut states = Vec::new();
+        for s in &r.states {
+            match JobState::try_from(*s) {
+                Ok(JobState::Unspecified) | Err(_) => {
+                    return Err(ControlError::invalid(
+                        "states",
+                        format!("unknown job state {s}"),
+                    ))
+                }
+                Ok(st) => states.push(st),
+            }
+        }
+        let before = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(parse_page_token(&r.page_token)?)
+        };
+        let filter = JobFilter {
+            user_id: if r.user_id.is_empty() {
+                None
+            } else {
+                Some(user_id(&r.user_id)?)
+            },
+            states,
+            created_after_unix_ms: (r.created_after_unix_ms > 0).then_some(r.created_after_unix_ms),
+            created_before_unix_ms: (r.created_before_unix_ms > 0)
+                .then_some(r.created_before_unix_ms),
+            before,
+            limit: limit + 1,
+        };
+        let mut jobs = self.engine.store.list_jobs(&filter)?;
+        let next_page_token = if jobs.len() > limit {
+            jobs.truncate(limit);
+            jobs.last()
+                .map(|j| format!("{}.{}", j.created_unix_ms, j.job_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(proto::ListJobsResponse {
+            jobs,
+            next_page_token,
+        })
+    }
+
+    fn do_usage(&self, r: proto::GetUsageRequest) -> Result<proto::GetUsageResponse, ControlError> {
+        let user = if r.user_id.is_empty() {
+            None
+        } else {
+            Some(user_id(&r.user_id)?)
+        };
+        let to = if r.to_unix_ms > 0 {
+            r.to_unix_ms
+        } else {
+            now_unix_ms() + 1
+        };
+        if r.from_unix_ms < 0 || r.from_unix_ms > to {
+            return Err(ControlError::invalid(
+                "from_unix_ms",
+                "must be >= 0 and not after to_unix_ms",
+            ));
+        }
+        let rows = self
+            .engine
+            .store
+            .usage(user.as_deref(), r.from_unix_ms, to)?;
+        let rows: Vec<proto::UsageRow> = rows
+            .into_iter()
+            .map(|u| proto::UsageRow {
+                user_id: u.user_id,
+                tier: u
+                    .tier
+                    .parse::<Tier>()
+                    .map(|t| tier_to_proto(t) as i32)
+                    .unwrap_or_else(|_| {
+                        proto::Tier::from_str_name(&u.tier)
+                            .map(|t| t as i32)
+                            .unwrap_or(0)
+                    }),
+                backend: u.backend,
+                jobs_total: u.jobs_total,
+                jobs_succeeded: u.jobs_succeeded,
+                jobs_failed: u.jobs_failed,
+                jobs_cancelled: u.jobs_cancelled,
+                spent_usd_micros: u.spent_usd_micros,
+                estimated_usd_micros: u.estimated_usd_micros,
+                mean_abs_estimate_error: u.mean_abs_estimate_error,
+            })
+            .collect();
+        Ok(proto::GetUsageResponse {
+            spent_usd_micros: rows.iter().map(|r| r.spent_usd_micros).sum(),
+            jobs_total: rows.iter().map(|r| r.jobs_total).sum(),
+            rows,
+        })
+    }
+
+    fn do_set_preferences(
+        &self,
+        r: proto::SetPreferencesRequest,
+    ) -> Result<proto::UserPreferences, ControlError> {
+        let user_id = user_id(&r.user_id)?;
+        // Validate by planning nothing: the planner's own checks name the field.
+        if let Some(c) = &r.constraints {
+            validate_constraints(c)?;
+        }
+        if let Some(p) = &r.preferences {
+            validate_preferences(p)?;
+        }
+        let prefs = proto::UserPreferences {
+            user_id,
+            constraints: r.constraints,
+            preferences: r.preferences,
+            updated_unix_ms: now_unix_ms(),
+        };
+        self.engine.store.set_preferences(&prefs)?;
+        Ok(prefs)
+    }
+}
+
+fn validate_constraints(c: &proto::Constraints) -> Result<(), ControlError> {
+    if let Some(v) = c.max_cost_usd {
+        if !v.is_finite() || v < 0.0 {
+            return Err(ControlError::invalid(
+                "constraints.max_cost_usd",
+                format!("must be >= 0, got {v}"),
+            ));
+        }
+    }
+    if let Some(v) = c.min_quality {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(ControlError::invalid(
+                "constraints.min_quality",
+                format!("must be within 0..1, got {v}"),
+            ));
+        }
+    }
+    if let Some(v) = c.max_time_s {
+        if !v.is_finite() || v <= 0.0 {
+            return Err(ControlError::invalid(
+                "constraints.max_time_s",
+                format!("must be > 0, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_preferences(p: &proto::Preferences) -> Result<(), ControlError> {
+    let w = [p.cost_weight, p.quality_weight, p.speed_weight];
+    if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
+        return Err(ControlError::invalid(
+            "preferences",
+            "weights must be >= 0 and not all 0",
+        ));
+    }
+    Ok(())
+}
+
+/// The request's user id, or the default user; refuses ids that are too long or odd.
+fn user_id(raw: &str) -> Result<String, ControlError> {
+    if raw.is_empty() {
+        return Ok(DEFAULT_USER.to_string());
+    }
+    if raw.len() > MAX_USER_ID_LEN {
+        return Err(ControlError::invalid(
+            "user_id",
+            format!("longer than {MAX_USER_ID_LEN} bytes"),
+        ));
+    }
+    if !raw
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-@:".contains(c))
+    {
+        return Err(ControlError::invalid(
+            "user_id",
+            "only letters, digits and . _ - @ : are allowed",
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+fn parse_page_token(token: &str) -> Result<(i64, String), ControlError> {
+    let bad = || ControlError::invalid("page_token", "not a token returned by ListJobs");
+    let (ms, id) = token.split_once('.').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(bad());
+    }
+    Ok((ms, id.to_string()))
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Control for ControlService {
+    async fn plan(&self, req: Request<proto::PlanRequest>) -> RpcResult<proto::PlanResponse> {
+        let t = Instant::now();
+        self.answer("Plan", t, self.do_plan(req.into_inner()))
+    }
+
+    async fn generate(&self, req: Request<proto::GenerateRequest>) -> RpcResult<proto::Job> {
+        let t = Instant::now();
+        self.answer("Generate", t, self.do_generate(req.into_inner()))
+    }
+
+    async fn get_job(&self, req: Request<proto::GetJobRequest>) -> RpcResult<proto::Job> {
+        let t = Instant::now();
+        let r = req.into_inner();
+        self.answer("GetJob", t, self.visible_job(&r.job_id, &r.user_id))
+    }
+
+    async fn list_jobs(
+        &self,
+        req: Request<proto::ListJobsRequest>,
+    ) -> RpcResult<proto::ListJobsResponse> {
+        let t = Instant::now();
+        self.answer("ListJobs", t, self.do_list(req.into_inner()))
+    }
+
+    type WatchJobStream = EventStream;
+
+    async fn watch_job(
+        &self,
+        req: Request<proto::WatchJobRequest>,
+    ) -> RpcResult<Self::WatchJobStream> {
+        let t = Instant::now();
+        let r = req.into_inner();
+        // Subscribe before reading the job so no transition falls in between.
+        let mut events = self.engine.subscribe();
+        let first = match self.visible_job(&r.job_id, &r.user_id) {
+            Ok(j) => j,
+            Err(e) => return self.answer("WatchJob", t, Err(e)),
+        };
+        let engine = Arc::clone(&self.engine);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<proto::JobEvent, Status>>(64);
+        tokio::spawn(async move {
+            let job_id = first.job_id.clone();
+            let done = is_final(JobState::try_from(first.state).unwrap_or(JobState::Unspecified));
+            if tx
+                .send(Ok(proto::JobEvent {
+                    job: Some(first),
+                    message: "current".into(),
+                    frames_per_s: 0.0,
+                }))
+                .await
+                .is_err()
+                || done
+            {
+                return;
+            }
+            loop {
+                let event = match events.recv().await {
+                    Ok(ev) if ev.job.as_ref().is_some_and(|j| j.job_id == job_id) => ev,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Fell behind: the store has the truth.
+                        match engine.store.get_job(&job_id) {
+                            Ok(Some(r)) => proto::JobEvent {
+                                job: Some(r.job),
+                                message: "resync".into(),
+                                frames_per_s: 0.0,
+                            },
+                            _ => return,
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let done = event.job.as_ref().is_some_and(|j| {
+                    is_final(JobState::try_from(j.state).unwrap_or(JobState::Unspecified))
+                });
+                if tx.send(Ok(event)).await.is_err() || done {
+                    return;
+                }
+            }
+        });
+        let stream: EventStream = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        self.answer("WatchJob", t, Ok(stream))
+    }
+
+    async fn cancel_job(&self, req: Request<proto::CancelJobRequest>) -> RpcResult<proto::Job> {
+        let t = Instant::now();
+        let r = req.into_inner();
+        let result = self
+            .visible_job(&r.job_id, &r.user_id)
+            .and_then(|j| self.engine.cancel(&j.job_id).map_err(Into::into));
+        self.answer("CancelJob", t, result)
+    }
+
+    async fn get_receipt(
+        &self,
+        req: Request<proto::GetReceiptRequest>,
+    ) -> RpcResult<proto::Receipt> {
+        let t = Instant::now();
+        let r = req.into_inner();
+        let result = self.visible_job(&r.job_id, &r.user_id).and_then(|j| {
+            self.engine.store.get_receipt(&j.job_id)?.ok_or_else(|| {
+                ControlError::FailedPrecondition(format!(
+                    "job {} has no receipt yet: it is {}",
+                    j.job_id,
+                    crate::telemetry::state_label(
+                        JobState::try_from(j.state).unwrap_or(JobState::Unspecified)
+                    )
+                ))
+            })
+        });
+        self.answer("GetReceipt", t, result)
+    }
+
+    async fn get_usage(
+        &self,
+        req: Request<proto::GetUsageRequest>,
+    ) -> RpcResult<proto::GetUsageResponse> {
+        let t = Instant::now();
+        self.answer("GetUsage", t, self.do_usage(req.into_inner()))
+    }
+
+    async fn set_preferences(
+        &self,
+        req: Request<proto::SetPreferencesRequest>,
+    ) -> RpcResult<proto::UserPreferences> {
+        let t = Instant::now();
+        self.answer(
+            "SetPreferences",
+            t,
+            self.do_set_preferences(req.into_inner()),
+        )
+    }
+
+    async fn get_preferences(
+        &self,
+        req: Request<proto::GetPreferencesRequest>,
+    ) -> RpcResult<proto::UserPreferences> {
+        let t = Instant::now();
+        let r = req.into_inner();
+        let result = user_id(&r.user_id).and_then(|u| {
+            Ok(self
+                .engine
+                .store
+                .get_preferences(&u)?
+                .unwrap_or(proto::UserPreferences {
+                    user_id: u,
+                    ..Default::default()
+                }))
+        });
+        self.answer("GetPreferences", t, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert_eq!(user_id("").unwrap(), DEFAULT_USER);
+        assert_eq!(user_id("alice@studio").unwrap(), "alice@studio");
+        assert!(
+            matches!(user_id("a b"), Err(ControlError::InvalidArgument { field, .. }) if field == "user_id")
+        );
+        assert!(user_id(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        assert_eq!(
+            parse_page_token("1700.abc").unwrap(),
+            (1700, "abc".to_string())
+        );
+        for bad in ["", "abc", "x.y", "12."] {
+            assert!(parse_page_token(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The cost receipt: every line item of the plan's estimate next to what the job actually
+//! cost, stage times estimated vs measured, and a probe summary of the delivered file. Pure
+//! functions over what the runner measured.
+
+use crate::jobs::store::JobRecord;
+use crate::now_unix_ms;
+use crate::proto::{self, JobState};
+use aiprod_planner::NodeRates;
+
+/// One stage as it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageRun {
+    pub wall_s: f64,
+    /// Seconds of this node's compute billed for the stage.
+    pub compute_s: f64,
+    pub frames_per_s: f64,
+}
+
+/// What a run measured (stages that did not run are None).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    pub generate: Option<StageRun>,
+    pub process: Option<StageRun>,
+    pub validate: Option<StageRun>,
+    pub provider_charge_usd_micros: i64,
+    pub provider_task_id: String,
+    pub output_bytes: u64,
+    pub probe: Option<proto::ProbeSummary>,
+}
+
+/// USD per hour × seconds, in micro-USD, rounded to the nearest micro.
+pub fn compute_cost_micros(seconds: f64, usd_per_hour: f64) -> i64 {
+    (seconds.max(0.0) * usd_per_hour / 3600.0 * 1e6).round() as i64
+}
+
+fn step_time(plan: &proto::PlanOption, kind: &str) -> f64 {
+    plan.steps
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.estimated_time_s)
+        .sum()
+}
+
+/// Share of the processing pipeline's measured time that belongs to `kind` ("upscale" or
+/// "encode"). Scale and encode run overlapped in one pipeline, so they are measured together
+/// and split in the ratio of their estimates.
+fn process_share(plan: &proto::PlanOption, kind: &str) -> f64 {
+    let up = step_time(plan, "upscale");
+    let enc = step_time(plan, "encode");
+    let total = up + enc;
+    if total <= 0.0 {
+        return if kind == "encode" { 1.0 } else { 0.0 };
+    }
+    if kind == "upscale" {
+        up / total
+    } else {
+        enc / total
+    }
+}
+
+/// (stage, estimated_s, actual_s) pairs for calibration, for stages that ran.
+pub fn stage_observations(plan: &proto::PlanOption, m: &Measured) -> Vec<(&'static str, f64, f64)> {
+    let mut out = Vec::new();
+    if let Some(g) = m.generate {
+        out.push(("generate", step_time(plan, "generate"), g.wall_s));
+    }
+    if let Some(p) = m.process {
+        for kind in ["upscale", "encode"] {
+            let est = step_time(plan, kind);
+            if est > 0.0 {
+                out.push((kind, est, p.wall_s * process_share(plan, kind)));
+            }
+        }
+    }
+    if let Some(v) = m.validate {
+        out.push(("qc", step_time(plan, "qc"), v.wall_s));
+    }
+    out
+}
+
+/// The receipt for a job that ends in `state`.
+pub fn build(
+    rec: &JobRecord,
+    job: &proto::Job,
+    state: JobState,
+    error: &str,
+    m: &Measured,
+    node: &NodeRates,
+) -> proto::Receipt {
+    let plan = &rec.plan;
+    let rate = node.cpu_usd_per_hour;
+    let cpu = |run: Option<StageRun>, share: f64| {
+        run.map(|r| {
+            (
+                compute_cost_micros(r.compute_s * share, rate),
+                r.compute_s * share,
+            )
+        })
+    };
+    let est_bytes = plan.estimated_output_bytes;
+    let mut lines = Vec::new();
+    for est in &plan.cost_breakdown {
+        let (actual, basis) = match est.item.as_str() {
+            "generation" => (
+                m.provider_charge_usd_micros,
+                if m.provider_task_id.is_empty() {
+                    "provider charge (none for the local backend)".to_string()
+                } else {
+                    format!("provider charge, task {}", m.provider_task_id)
+                },
+            ),
+            "compute.generate" => measured_line(cpu(m.generate, 1.0), rate, "generation"),
+            "compute.upscale" => measured_line(
+                cpu(m.process, process_share(plan, "upscale")),
+                rate,
+                "scale share of the processing pipeline",
+            ),
+            "compute.encode" => measured_line(
+                cpu(m.process, process_share(plan, "encode")),
+                rate,
+                "encode share of the processing pipeline",
+            ),
+            "compute.qc" => measured_line(cpu(m.validate, 1.0), rate, "validation"),
+            "storage" | "egress" if m.output_bytes > 0 && est_bytes > 0 => (
+                (est.usd_micros as f64 * m.output_bytes as f64 / est_bytes as f64).round() as i64,
+                format!(
+                    "{} bytes delivered (estimate assumed {est_bytes}); {}",
+                    m.output_bytes, est.basis
+                ),
+            ),
+            "storage" | "egress" => (0, "nothing delivered".to_string()),
+            _ => (0, "not measured by this node".to_string()),
+        };
+        lines.push(proto::ReceiptLine {
+            item: est.item.clone(),
+            estimated_usd_micros: est.usd_micros,
+            actual_usd_micros: actual,
+            basis,
+        });
+    }
+    let estimated_total: i64 = lines.iter().map(|l| l.estimated_usd_micros).sum();
+    let actual_total: i64 = lines.iter().map(|l| l.actual_usd_micros).sum();
+    let mut stages = Vec::new();
+    let stage_defs: [(&str, f64, Option<StageRun>); 3] = [
+        ("generate", step_time(plan, "generate"), m.generate),
+        (
+            "process",
+            step_time(plan, "upscale") + step_time(plan, "encode"),
+            m.process,
+        ),
+        ("validate", step_time(plan, "qc"), m.validate),
+    ];
+    for (stage, est, run) in stage_defs {
+        stages.push(proto::StageTime {
+            stage: stage.into(),
+            estimated_s: est,
+            actual_s: run.map_or(0.0, |r| r.wall_s),
+        });
+    }
+    let actual_time_s = stages.iter().map(|s| s.actual_s).sum();
+    proto::Receipt {
+        job_id: job.job_id.clone(),
+        user_id: job.user_id.clone(),
+        tier: plan.tier,
+        backend: plan.backend.clone(),
+        model: plan.model.clone(),
+        profile: plan.profile.clone(),
+        final_state: state as i32,
+        lines,
+        estimated_total_usd_micros: estimated_total,
+        actual_total_usd_micros: actual_total,
+        stages,
+        estimated_time_s: plan.estimated_time_s,
+        actual_time_s,
+        expected_quality: plan.expected_quality,
+        probe: m.probe.clone(),
+        output_path: if state == JobState::Succeeded {
+            job.output_path.clone()
+        } else {
+            String::new()
+        },
+        error: error.to_string(),
+        created_unix_ms: now_unix_ms(),
+        cost_estimate_error: if estimated_total > 0 {
+            (actual_total - estimated_total) as f64 / estimated_total as f64
+        } else {
+            0.0
+        },
+    }
+}
+
+fn measured_line(run: Option<(i64, f64)>, rate: f64, what: &str) -> (i64, String) {
+    match run {
+        Some((micros, s)) => (micros, format!("{s:.3} s of {what} × ${rate}/h")),
+        None => (0, format!("{what} did not run")),
+    }
+}
+
+/// The receipt's probe summary from the native prober.
+pub fn probe_to_proto(p: &aiprod_quality::ProbeSummary) -> proto::ProbeSummary {
+    proto::ProbeSummary {
+        container: p.container.clone(),
+        video_codec: p.video_codec.clone(),
+        width: p.width,
+        height: p.height,
+        duration_s: p.duration_s,
+        bitrate_bps: p.bitrate_bps,
+        fps: p.fps,
+        pixel_format: p.pixel_format.clone(),
+        audio_codec: p.audio_codec.clone(),
+        audio_sample_rate_hz: p.audio_sample_rate_hz,
+        audio_channels: p.audio_channels,
+        size_bytes: p.size_bytes,
+    }
+}
+
+/// What is wrong with a delivered file against its profile; empty when it conforms.
+pub fn check_output(
+    p: &proto::ProbeSummary,
+    profile: &aiprod_planner::ResolutionProfile,
+    duration_s: f64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if (p.width, p.height) != (profile.width, profile.height) {
+        problems.push(format!(
+            "resolution {}×{}, profile {} wants {}×{}",
+            p.width, p.height, profile.name, profile.width, profile.height
+        ));
+    }
+    if p.video_codec != profile.video_codec {
+        problems.push(format!(
+            "video codec {}, profile wants {}",
+            p.video_codec, profile.video_codec
+        ));
+    }
+    if p.pixel_format != profile.pixel_format {
+        problems.push(format!(
+            "pixel format {}, profile wants {}",
+            p.pixel_format, profile.pixel_format
+        ));
+    }
+    if p.audio_codec != profile.audio.codec {
+        problems.push(format!(
+            "audio codec {:?}, profile wants {}",
+            p.audio_codec, profile.audio.codec
+        ));
+    }
+    // One frame plus the audio codec's priming/padding (AAC frames are 1024 samples).
+    let fps = profile.fps_num as f64 / profile.fps_den.max(1) as f64;
+    let tolerance_s = 1.0 / fps + 0.05;
+    if (p.duration_s - duration_s).abs() > tolerance_s {
+        problems.push(format!(
+            "duration {:.3} s, plan wants {duration_s:.3} s ± {tolerance_s:.3}",
+            p.duration_s
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_cost_is_rate_times_seconds_in_micros() {
+        // 36 s at $0.10/h = $0.001 = 1000 micro-USD.
+        assert_eq!(compute_cost_micros(36.0, 0.10), 1000);
+        assert_eq!(compute_cost_micros(-1.0, 0.10), 0);
+    }
+
+    fn plan() -> proto::PlanOption {
+        let step = |kind: &str, t: f64| proto::PlanStep {
+            kind: kind.into(),
+            estimated_time_s: t,
+            ..Default::default()
+        };
+        proto::PlanOption {
+            steps: vec![
+                step("generate", 4.0),
+                step("upscale", 1.0),
+                step("qc", 0.5),
+                step("encode", 3.0),
+            ],
+            cost_breakdown: vec![
+                proto::CostLine {
+                    item: "generation".into(),
+                    usd_micros: 0,
+                    basis: String::new(),
+                },
+                proto::CostLine {
+                    item: "compute.generate".into(),
+                    usd_micros: 100,
+                    basis: String::new(),
+                },
+                proto::CostLine {
+                    item: "compute.upscale".into(),
+                    usd_micros: 25,
+                    basis: String::new(),
+                },
+                proto::CostLine {
+                    item: "compute.qc".into(),
+                    usd_micros: 12,
+                    basis: String::new(),
+                },
+                proto::CostLine {
+                    item: "compute.encode".into(),
+                    usd_micros: 75,
+                    basis: String::new(),
+                },
+                proto::CostLine {
+                    item: "storage".into(),
+                    usd_micros: 40,
+                    basis: "s".into(),
+                },
+            ],
+            estimated_output_bytes: 1000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn receipt_lines_pair_estimate_with_measurement() {
+        let rec = JobRecord {
+            job: proto::Job::default(),
+            plan: plan(),
+            seed: 0,
+            idempotency_key: String::new(),
+        };
+        let run = |s: f64| {
+            Some(StageRun {
+                wall_s: s,
+                compute_s: s,
+                frames_per_s: 0.0,
+            })
+        };
+        let m = Measured {
+            generate: run(36.0),
+            process: run(72.0),
+            validate: run(3.6),
+            output_bytes: 1500,
+            ..Default::default()
+        };
+        let node = NodeRates {
+            cpu_usd_per_hour: 0.10,
+            gpu_usd_per_hour: 1.0,
+            has_gpu: false,
+        };
+        let r = build(
+            &rec,
+            &proto::Job::default(),
+            JobState::Succeeded,
+            "",
+            &m,
+            &node,
+        );
+        let actual: Vec<(String, i64, i64)> = r
+            .lines
+            .iter()
+            .map(|l| (l.item.clone(), l.estimated_usd_micros, l.actual_usd_micros))
+            .collect();
+        // process 72 s split 1:3 between upscale and encode → 18 s and 54 s.
+        assert_eq!(
+            actual,
+            vec![
+                ("generation".into(), 0, 0),
+                ("compute.generate".into(), 100, 1000),
+                ("compute.upscale".into(), 25, 500),
+                ("compute.qc".into(), 12, 100),
+                ("compute.encode".into(), 75, 1500),
+                ("storage".into(), 40, 60),
+            ]
+        );
+        assert_eq!(r.estimated_total_usd_micros, 252);
+        assert_eq!(r.actual_total_usd_micros, 3160);
+        assert_eq!(
+            r.stages.iter().map(|s| s.estimated_s).collect::<Vec<_>>(),
+            vec![4.0, 4.0, 0.5]
+        );
+        assert_eq!(r.actual_time_s, 36.0 + 72.0 + 3.6);
+    }
+}

@@ -1,0 +1,349 @@
+//! The processing stage: decode an input file and encode it to a resolution profile.
+//!
+//! ```text
+//! filesrc ! decodebin ─video→ queue ! videorate ! fps ! videoconvertscale(method, add-borders)
+//!                             ! W×H,format ! queue ! x264enc ! h264 profile ! queue ! mux ! filesink
+//!                     ─audio→ queue ! audioconvert ! audioresample ! rate,channels ! [aacenc] ! queue ! mux
+//! (no audio in the input: audiotestsrc wave=silence of the video's length instead)
+//! ```
+//!
+//! The input is discovered first (Discoverer), so a file that is not media fails with a clear
+//! error naming it before any pipeline exists, and whether to add silence is known up front.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_pbutils as gst_pbutils;
+
+use super::elements::{
+    aac_encoder, add_chain, capsfilter, link_chain, make, queue_frames, queue_time, set_str,
+};
+use super::runner::{self, FrameCounter, PartialFile, Total};
+use super::{
+    validate, AudioFormat, Container, OutputSpec, PipelineError, Progress, RunLimits, ScaleMethod,
+    StageStats, VideoFormat,
+};
+
+/// How long discovering the input may take before it counts as unreadable.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Raw frames held between decode, scale and encode: enough to overlap the stages, while a
+/// 4K 4:2:2 10-bit frame is ~33 MB.
+const RAW_QUEUE_FRAMES: u32 = 4;
+/// Audio held ahead of the muxer; more than x264's lookahead (~1–2 s) so an interleaved demuxer
+/// never blocks on the audio branch while the muxer waits for video.
+const AUDIO_QUEUE: Duration = Duration::from_secs(5);
+/// x264 preset for delivery encodes: the brief's "fast", good quality per bit at usable speed
+/// on CPU nodes.
+const X264_PRESET: &str = "fast";
+/// Audio samples per buffer of generated silence.
+const SILENCE_SAMPLES_PER_BUFFER: i32 = 1024;
+
+/// Processes `input` to `out` per `spec`; see the module docs. Uses [`RunLimits::default`].
+pub fn process(
+    input: &Path,
+    out: &Path,
+    spec: &OutputSpec,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<StageStats, PipelineError> {
+    process_with(input, out, spec, on_progress, cancel, &RunLimits::default())
+}
+
+pub fn process_with(
+    input: &Path,
+    out: &Path,
+    spec: &OutputSpec,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+    limits: &RunLimits,
+) -> Result<StageStats, PipelineError> {
+    validate::output(spec)?;
+    super::init()?;
+    let input = input.canonicalize().map_err(|source| PipelineError::Io {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let source = discover(&input)?;
+    let partial = PartialFile::for_output(out)?;
+    let (pipeline, counter) = build(&input, &source, spec, partial.path())?;
+    let total = source
+        .duration
+        .map(Total::Duration)
+        .unwrap_or(Total::Frames(0));
+    tracing::debug!(
+        input = %input.display(), out = %out.display(), has_audio = source.has_audio,
+        duration = ?source.duration, "processing"
+    );
+    let stats = runner::run(&pipeline, &counter, total, on_progress, cancel, limits)?;
+    partial.commit(out)?;
+    Ok(stats)
+}
+
+/// What processing needs to know about the input before building.
+#[derive(Debug)]
+struct Source {
+    has_audio: bool,
+    duration: Option<gst::ClockTime>,
+}
+
+fn discover(path: &Path) -> Result<Source, PipelineError> {
+    let not_media = |reason: String| PipelineError::NotMedia {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let uri = gst::glib::filename_to_uri(path, None).map_err(|e| not_media(e.to_string()))?;
+    let timeout = gst::ClockTime::from_nseconds(DISCOVER_TIMEOUT.as_nanos() as u64);
+    let discoverer = gst_pbutils::Discoverer::new(timeout).map_err(|e| not_media(e.to_string()))?;
+    let info = discoverer
+        .discover_uri(&uri)
+        .map_err(|e| not_media(e.to_string()))?;
+    match info.result() {
+        gst_pbutils::DiscovererResult::Ok => {}
+        gst_pbutils::DiscovererResult::Timeout => {
+            return Err(not_media(format!(
+                "discovery timed out after {} s",
+                DISCOVER_TIMEOUT.as_secs()
+            )))
+        }
+        gst_pbutils::DiscovererResult::MissingPlugins => {
+            let missing: Vec<String> = info
+                .missing_elements_installer_details()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            return Err(not_media(format!(
+                "missing plugins: {}",
+                missing.join(", ")
+            )));
+        }
+        other => return Err(not_media(format!("discovery failed ({other:?})"))),
+    }
+    if info.video_streams().is_empty() {
+        return Err(not_media("no video stream".to_string()));
+    }
+    Ok(Source {
+        has_audio: !info.audio_streams().is_empty(),
+        duration: info.duration().filter(|d| d.nseconds() > 0),
+    })
+}
+
+fn scale_method(m: ScaleMethod) -> &'static str {
+    match m {
+        ScaleMethod::Lanczos => "lanczos",
+        ScaleMethod::Bicubic => "catrom",
+        ScaleMethod::Bilinear => "bilinear",
+        ScaleMethod::Nearest => "nearest-neighbour",
+    }
+}
+
+fn build(
+    input: &Path,
+    source: &Source,
+    spec: &OutputSpec,
+    location: &Path,
+) -> Result<(gst::Pipeline, Arc<FrameCounter>), PipelineError> {
+    let pipeline = gst::Pipeline::with_name("process");
+    let filesrc = make("filesrc", "input")?;
+    filesrc.set_property("location", input.to_string_lossy().as_ref());
+    let decode = make("decodebin", "decode")?;
+    add_chain(&pipeline, &[&filesrc, &decode])?;
+
+    // Video branch.
+    let vqueue = queue_frames("decoded-queue", RAW_QUEUE_FRAMES)?;
+    let rate = make("videorate", "rate")?;
+    let rate_caps = capsfilter(
+        "rate-caps",
+        gst::Caps::builder("video/x-raw")
+            .field(
+                "framerate",
+                gst::Fraction::new(spec.fps_num as i32, spec.fps_den as i32),
+            )
+            .build(),
+    )?;
+    let scale = make("videoconvertscale", "scale")?;
+    set_str(&scale, "method", scale_method(spec.scale))?;
+    scale.set_property("add-borders", true);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    scale.set_property("n-threads", u32::try_from(threads).unwrap_or(1));
+    let (format, profile) = match spec.video {
+        VideoFormat::H264Yuv420p8 => ("I420", "high"),
+        VideoFormat::H264Yuv422p10 => ("I422_10LE", "high-4:2:2"),
+    };
+    let scale_caps = capsfilter(
+        "scale-caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", format)
+            .field("width", spec.width as i32)
+            .field("height", spec.height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            // BT.709 with limited (16–235 / 64–940) range: broadcast-safe levels, and what
+            // players assume for HD.
+            .field("colorimetry", "bt709")
+            .build(),
+    )?;
+    let scaled_queue = queue_frames("scaled-queue", RAW_QUEUE_FRAMES)?;
+    let venc = make("x264enc", "video-encoder")?;
+    set_str(&venc, "speed-preset", X264_PRESET)?;
+    set_str(&venc, "pass", "cbr")?;
+    // Validated to fit x264enc's kbit/s range.
+    venc.set_property(
+        "bitrate",
+        u32::try_from(spec.video_bitrate_bps / 1000).unwrap_or(2_048_000),
+    );
+    let h264_caps = capsfilter(
+        "h264-caps",
+        gst::Caps::builder("video/x-h264")
+            .field("profile", profile)
+            .build(),
+    )?;
+    let encoded_queue = queue_frames("encoded-queue", 30)?;
+    let mux = match spec.container {
+        Container::Mp4 => {
+            let m = make("mp4mux", "mux")?;
+            m.set_property("faststart", true);
+            m
+        }
+        Container::Mov => make("qtmux", "mux")?,
+    };
+    let sink = make("filesink", "sink")?;
+    sink.set_property("location", location.to_string_lossy().as_ref());
+    add_chain(
+        &pipeline,
+        &[
+            &vqueue,
+            &rate,
+            &rate_caps,
+            &scale,
+            &scale_caps,
+            &scaled_queue,
+            &venc,
+            &h264_caps,
+            &encoded_queue,
+            &mux,
+            &sink,
+        ],
+    )?;
+
+    // Audio branch.
+    let aqueue = queue_time("decoded-audio-queue", AUDIO_QUEUE)?;
+    let aconv = make("audioconvert", "audio-convert")?;
+    let aresample = make("audioresample", "audio-resample")?;
+    let mut acaps = gst::Caps::builder("audio/x-raw")
+        .field("rate", spec.audio_rate_hz as i32)
+        .field("channels", spec.audio_channels as i32);
+    if spec.audio == AudioFormat::PcmS24le {
+        acaps = acaps
+            .field("format", "S24LE")
+            .field("layout", "interleaved");
+    }
+    let acaps = capsfilter("audio-caps", acaps.build())?;
+    let mut audio_chain = vec![aqueue.clone(), aconv, aresample, acaps];
+    if let AudioFormat::Aac { bitrate_bps } = spec.audio {
+        let aenc = aac_encoder("audio-encoder")?;
+        set_str(&aenc, "bitrate", &bitrate_bps.to_string())?;
+        audio_chain.push(aenc);
+    }
+    audio_chain.push(queue_time("encoded-audio-queue", AUDIO_QUEUE)?);
+    audio_chain.push(mux.clone());
+    let refs: Vec<&gst::Element> = audio_chain.iter().collect();
+    pipeline
+        .add_many(&refs[..refs.len() - 1])
+        .map_err(|e| PipelineError::Build {
+            element: "audio branch".into(),
+            reason: e.to_string(),
+        })?;
+    link_chain(&refs)?;
+
+    if !source.has_audio {
+        let silence = make("audiotestsrc", "silence")?;
+        set_str(&silence, "wave", "silence")?;
+        silence.set_property("samplesperbuffer", SILENCE_SAMPLES_PER_BUFFER);
+        let samples = source.duration.map_or(0, |d| {
+            d.nseconds().saturating_mul(u64::from(spec.audio_rate_hz)) / 1_000_000_000
+        });
+        let buffers = samples.div_ceil(SILENCE_SAMPLES_PER_BUFFER as u64).max(1);
+        silence.set_property("num-buffers", i32::try_from(buffers).unwrap_or(i32::MAX));
+        let silence_caps = capsfilter(
+            "silence-caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", spec.audio_rate_hz as i32)
+                .build(),
+        )?;
+        add_chain(&pipeline, &[&silence, &silence_caps])?;
+        link_chain(&[&silence_caps, &aqueue])?;
+    }
+
+    link_decoded_pads(
+        &pipeline,
+        &decode,
+        &vqueue,
+        source.has_audio.then_some(&aqueue),
+    );
+
+    let enc_sink = venc
+        .static_pad("sink")
+        .ok_or_else(|| PipelineError::Build {
+            element: "video-encoder".into(),
+            reason: "x264enc has no sink pad".into(),
+        })?;
+    Ok((pipeline, FrameCounter::attach(&enc_sink)))
+}
+
+/// Links decodebin's first video and (when wanted) first audio pad to the branches; every other
+/// stream goes to a fakesink so it cannot stall the demuxer with not-linked.
+fn link_decoded_pads(
+    pipeline: &gst::Pipeline,
+    decode: &gst::Element,
+    video_head: &gst::Element,
+    audio_head: Option<&gst::Element>,
+) {
+    let pipeline_weak = pipeline.downgrade();
+    let video_sink = video_head.static_pad("sink");
+    let audio_sink = audio_head.and_then(|a| a.static_pad("sink"));
+    let lock = Mutex::new(());
+    decode.connect_pad_added(move |decode, pad| {
+        // pad-added can fire from several streaming threads at once.
+        let _guard = lock.lock();
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let media = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let target = match media.as_str() {
+            "video/x-raw" => video_sink.as_ref(),
+            "audio/x-raw" => audio_sink.as_ref(),
+            _ => None,
+        }
+        .filter(|sink| !sink.is_linked());
+        let result = match target {
+            Some(sink) => pad.link(sink).map(|_| ()).map_err(|e| format!("{e:?}")),
+            None => discard(&pipeline_weak, pad),
+        };
+        if let Err(reason) = result {
+            gst::element_error!(
+                decode,
+                gst::CoreError::Negotiation,
+                ("cannot link decoded {} stream: {}", media, reason)
+            );
+        }
+    });
+}
+
+fn discard(pipeline: &gst::glib::WeakRef<gst::Pipeline>, pad: &gst::Pad) -> Result<(), String> {
+    let pipeline = pipeline.upgrade().ok_or("pipeline is gone")?;
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pipeline.add(&sink).map_err(|e| e.to_string())?;
+    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+    let sink_pad = sink.static_pad("sink").ok_or("fakesink has no sink pad")?;
+    pad.link(&sink_pad)
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}

@@ -1,0 +1,471 @@
+//! End-to-end tests of the pipelines, with ffprobe/ffmpeg as the independent oracle.
+//! Each test skips with a printed reason when ffprobe/ffmpeg are not installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::*;
+
+fn tools_available() -> bool {
+    let ok = |tool: &str| {
+        Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("ffprobe") && ok("ffmpeg") {
+        true
+    } else {
+        eprintln!("SKIPPED: ffprobe/ffmpeg not installed; they are the oracle of these tests");
+        false
+    }
+}
+
+fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
+    probe["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} stream in {probe}"))
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_f64())
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Decoded-frame checksums (video and audio), the determinism oracle.
+fn framemd5(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn render_spec(prompt: &str, seed: u64, w: u32, h: u32, fps: u32, duration_s: f64) -> RenderSpec {
+    RenderSpec {
+        prompt: prompt.into(),
+        seed,
+        width: w,
+        height: h,
+        fps_num: fps,
+        fps_den: 1,
+        duration_s,
+    }
+}
+
+fn render(spec: &RenderSpec, out: &Path) -> (StageStats, Vec<Progress>) {
+    let mut seen = Vec::new();
+    let stats = render_local(spec, out, &mut |p| seen.push(*p), &AtomicBool::new(false))
+        .unwrap_or_else(|e| panic!("render {}: {e}", out.display()));
+    (stats, seen)
+}
+
+fn social() -> OutputSpec {
+    OutputSpec {
+        width: 1080,
+        height: 1920,
+        fps_num: 30,
+        fps_den: 1,
+        container: Container::Mp4,
+        video: VideoFormat::H264Yuv420p8,
+        video_bitrate_bps: 8_000_000,
+        audio: AudioFormat::Aac {
+            bitrate_bps: 192_000,
+        },
+        audio_rate_hz: 48_000,
+        audio_channels: 2,
+        scale: ScaleMethod::Lanczos,
+    }
+}
+
+fn broadcast() -> OutputSpec {
+    OutputSpec {
+        width: 1920,
+        height: 1080,
+        fps_num: 25,
+        fps_den: 1,
+        container: Container::Mov,
+        video: VideoFormat::H264Yuv422p10,
+        video_bitrate_bps: 50_000_000,
+        audio: AudioFormat::PcmS24le,
+        audio_rate_hz: 48_000,
+        audio_channels: 2,
+        scale: ScaleMethod::Bicubic,
+    }
+}
+
+fn partial_of(out: &Path) -> PathBuf {
+    out.with_extension("partial")
+}
+
+/// Checks the common shape of an output: video codec/profile/pix_fmt/size/frames, duration
+/// within one frame, audio codec/rate/channels.
+#[allow(clippy::too_many_arguments)]
+fn assert_shape(
+    probe: &Value,
+    profile: &str,
+    pix_fmt: &str,
+    (w, h): (u32, u32),
+    fps: f64,
+    frames: u64,
+    audio_codec: &str,
+) {
+    let v = stream(probe, "video");
+    assert_eq!(v["codec_name"], "h264", "{v}");
+    assert_eq!(v["profile"], profile, "{v}");
+    assert_eq!(v["pix_fmt"], pix_fmt, "{v}");
+    assert_eq!(v["width"], w, "{v}");
+    assert_eq!(v["height"], h, "{v}");
+    assert_eq!(num(&v["nb_frames"]) as u64, frames, "{v}");
+    let expected_s = frames as f64 / fps;
+    let duration_s = num(&probe["format"]["duration"]);
+    assert!(
+        (duration_s - expected_s).abs() <= 1.0 / fps,
+        "duration {duration_s} vs {expected_s}"
+    );
+    let a = stream(probe, "audio");
+    assert_eq!(a["codec_name"], audio_codec, "{a}");
+    assert_eq!(a["sample_rate"], "48000", "{a}");
+    assert_eq!(a["channels"], 2, "{a}");
+    let audio_s = num(&a["duration"]);
+    assert!(
+        (audio_s - expected_s).abs() <= 1.0 / fps,
+        "audio duration {audio_s} vs {expected_s}"
+    );
+}
+
+#[test]
+fn renders_one_second_320x240() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen.mp4");
+    let (stats, progress) = render(
+        &render_spec("a red fox <runs> & jumps", 7, 320, 240, 30, 1.0),
+        &out,
+    );
+    assert_eq!(stats.frames, 30);
+    assert!(!partial_of(&out).exists());
+    let last = progress.last().expect("a final progress report");
+    assert_eq!(last.fraction, 1.0);
+    assert_eq!(last.frames_done, 30);
+    let probe = ffprobe(&out);
+    assert_eq!(probe["format"]["format_name"], "mov,mp4,m4a,3gp,3g2,mj2");
+    assert_shape(&probe, "High", "yuv420p", (320, 240), 30.0, 30, "aac");
+}
+
+#[test]
+fn social_render_then_process_to_1080x1920() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("gen.mp4");
+    render(
+        &render_spec("vertical city timelapse at night", 3, 270, 480, 30, 2.0),
+        &generated,
+    );
+    let out = dir.path().join("social.mp4");
+    let mut reports = Vec::new();
+    let stats = process(
+        &generated,
+        &out,
+        &social(),
+        &mut |p| reports.push(*p),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(stats.frames, 60);
+    assert!(!partial_of(&out).exists());
+    assert!(
+        reports.windows(2).all(|w| w[0].fraction <= w[1].fraction),
+        "progress goes forward"
+    );
+    let probe = ffprobe(&out);
+    assert_shape(&probe, "High", "yuv420p", (1080, 1920), 30.0, 60, "aac");
+    // faststart: the moov box precedes mdat.
+    let bytes = std::fs::read(&out).unwrap();
+    let find = |tag: &[u8]| bytes.windows(4).position(|w| w == tag).unwrap();
+    assert!(find(b"moov") < find(b"mdat"), "mp4 is not faststart");
+}
+
+#[test]
+fn broadcast_process_to_10bit_422_mov_with_pcm() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("gen.mp4");
+    // 4:3 source into 16:9: pillarboxed, and 30 → 25 fps.
+    render(
+        &render_spec("news studio", 11, 320, 240, 30, 1.0),
+        &generated,
+    );
+    let out = dir.path().join("broadcast.mov");
+    process(
+        &generated,
+        &out,
+        &broadcast(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let probe = ffprobe(&out);
+    assert_eq!(probe["format"]["format_name"], "mov,mp4,m4a,3gp,3g2,mj2");
+    assert_shape(
+        &probe,
+        "High 4:2:2",
+        "yuv422p10le",
+        (1920, 1080),
+        25.0,
+        25,
+        "pcm_s24le",
+    );
+    assert_eq!(stream(&probe, "video")["color_range"], "tv");
+    // Pillarbox: the left and right 240 columns are black (limited-range Y = 64 in 10 bit),
+    // the centre is not.
+    let luma = first_frame_luma(&out, 1920, 1080);
+    let column_max = |x: usize| (0..1080).map(|y| luma[y * 1920 + x]).max().unwrap();
+    assert!(
+        column_max(10) <= 20 && column_max(1909) <= 20,
+        "borders: {} {}",
+        column_max(10),
+        column_max(1909)
+    );
+    assert!(column_max(960) > 40, "centre is black");
+}
+
+/// The first frame's 8-bit luma plane, decoded by ffmpeg.
+fn first_frame_luma(path: &Path, w: usize, h: usize) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), w * h);
+    out.stdout
+}
+
+#[test]
+fn same_prompt_and_seed_render_identical_frames() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("r{i}.mp4")))
+        .collect();
+    render(
+        &render_spec("a lighthouse in fog", 42, 320, 240, 25, 1.0),
+        &paths[0],
+    );
+    render(
+        &render_spec("a lighthouse in fog", 42, 320, 240, 25, 1.0),
+        &paths[1],
+    );
+    render(
+        &render_spec("a lighthouse in fog", 43, 320, 240, 25, 1.0),
+        &paths[2],
+    );
+    let (a, b, c) = (
+        framemd5(&paths[0]),
+        framemd5(&paths[1]),
+        framemd5(&paths[2]),
+    );
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 25, "video and audio frames");
+    assert_eq!(a, b, "same prompt + seed");
+    assert_ne!(a, c, "different seed");
+}
+
+#[test]
+fn cancel_mid_render_stops_fast_and_leaves_nothing() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.mp4");
+    let cancel = AtomicBool::new(false);
+    let mut cancelled_at = None;
+    let spec = render_spec("a very long render", 1, 640, 360, 30, 600.0);
+    let result = render_local(
+        &spec,
+        &out,
+        &mut |p| {
+            if p.frames_done > 0 && cancelled_at.is_none() {
+                cancelled_at = Some(Instant::now());
+                cancel.store(true, Ordering::Relaxed);
+            }
+        },
+        &cancel,
+    );
+    assert!(
+        matches!(result, Err(PipelineError::Cancelled)),
+        "{result:?}"
+    );
+    let took = cancelled_at.expect("progress before cancel").elapsed();
+    assert!(took < Duration::from_secs(2), "cancel took {took:?}");
+    assert!(!out.exists());
+    assert!(!partial_of(&out).exists());
+}
+
+#[test]
+fn garbage_input_is_not_media_and_names_the_file() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("garbage.mp4");
+    std::fs::write(
+        &input,
+        (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let out = dir.path().join("out.mp4");
+    let err = process(
+        &input,
+        &out,
+        &social(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PipelineError::NotMedia { .. } | PipelineError::Stream { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("garbage.mp4"), "{err}");
+    assert!(!out.exists() && !partial_of(&out).exists());
+}
+
+#[test]
+fn missing_input_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("nope.mp4");
+    let err = process(
+        &input,
+        &dir.path().join("o.mp4"),
+        &social(),
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("nope.mp4"), "{err}");
+}
+
+#[test]
+fn invalid_spec_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.mp4");
+    let spec = render_spec("x", 1, 321, 240, 30, 1.0);
+    let err = render_local(&spec, &out, &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
+    assert!(
+        matches!(err, PipelineError::InvalidSpec { field: "width", .. }),
+        "{err:?}"
+    );
+    let bad = OutputSpec {
+        container: Container::Mp4,
+        ..broadcast()
+    };
+    let err = process(&out, &out, &bad, &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
+    assert!(
+        matches!(err, PipelineError::InvalidSpec { field: "audio", .. }),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn input_without_audio_gets_silence_of_the_right_length() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("silent.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=24",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("out.mp4");
+    let spec = OutputSpec {
+        width: 640,
+        height: 360,
+        ..social()
+    };
+    process(&input, &out, &spec, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let probe = ffprobe(&out);
+    assert_shape(&probe, "High", "yuv420p", (640, 360), 30.0, 60, "aac");
+}
+
+#[test]
+fn init_finds_every_element() {
+    init().unwrap();
+}
