@@ -1,0 +1,1 @@
+//! Benchmarks for aiprod (see benches/README.md).
