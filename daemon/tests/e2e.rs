@@ -519,3 +519,203 @@ async fn cancel_running_job_ends_cancelled_with_receipt() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiprodctl_generate_wait_json_prints_job_output_and_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    // The example command, verbatim but for the address.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiprodctl"))
+        .args([
+            "--addr",
+            &daemon.grpc,
+            "generate",
+            "--prompt",
+            "a red fox in snow",
+            "--tier",
+            "economy",
+        ])
+        .args([
+            "--profile",
+            "social",
+            "--duration-s",
+            "2",
+            "--wait",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aiprodctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("aiprodctl --json prints JSON");
+    assert_eq!(v["state"], "succeeded");
+    let path = v["output_path"].as_str().unwrap();
+    assert_eq!(v["job"]["output_path"], path);
+    assert_eq!(v["receipt"]["job_id"], v["job_id"]);
+    assert_eq!(v["receipt"]["final_state"], "JOB_STATE_SUCCEEDED");
+    assert_eq!(v["receipt"]["tier"], "TIER_ECONOMY");
+    assert_eq!(v["receipt"]["lines"].as_array().unwrap().len(), 7);
+    let probe = ffprobe(path);
+    let video = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1080), Some(1920))
+    );
+    assert_eq!(v["receipt"]["probe"]["size_bytes"], probe["format"]["size"]);
+
+    // A BROADCAST clip through the CLI: H.264 4:2:2 10-bit + PCM in MOV, validated by the daemon.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiprodctl"))
+        .args([
+            "--addr",
+            &daemon.grpc,
+            "--json",
+            "generate",
+            "--prompt",
+            "news at ten",
+            "--tier",
+            "balanced",
+        ])
+        .args(["--use-case", "tv spot", "--duration-s", "1", "--wait"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aiprodctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probe = ffprobe(v["output_path"].as_str().unwrap());
+    let streams = probe["streams"].as_array().unwrap();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").unwrap();
+    assert_eq!(video["pix_fmt"], "yuv422p10le");
+    assert_eq!(video["profile"], "High 4:2:2");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1920), Some(1080))
+    );
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+    assert_eq!(audio["codec_name"], "pcm_s24le");
+
+    // Bad CLI input: a clear message and a non-zero exit, no panic.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiprodctl"))
+        .args([
+            "--addr",
+            &daemon.grpc,
+            "plan",
+            "--prompt",
+            "x",
+            "--duration-s",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("InvalidArgument") && err.contains("duration_s"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_preferences_apply_when_the_request_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let mut client = daemon.client().await;
+    let stored = client
+        .set_preferences(proto::SetPreferencesRequest {
+            user_id: "alice".into(),
+            constraints: Some(proto::Constraints {
+                max_cost_usd: Some(0.000001),
+                ..Default::default()
+            }),
+            preferences: Some(proto::Preferences {
+                cost_weight: 0.0,
+                quality_weight: 1.0,
+                speed_weight: 0.0,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got = client
+        .get_preferences(proto::GetPreferencesRequest {
+            user_id: "alice".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, stored);
+    // Alice's stored cap makes every plan infeasible; the answer says what to relax.
+    let alice = client
+        .plan(proto::PlanRequest {
+            user_id: "alice".into(),
+            ..plan_request("a quiet harbour", "WEB", 2.0)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(alice.plans.iter().all(|p| !p.feasible));
+    assert_eq!(alice.recommended, Tier::Unspecified as i32);
+    assert!(
+        alice.relaxations.iter().any(|r| r.contains("max_cost_usd")),
+        "{:?}",
+        alice.relaxations
+    );
+    // Explicit constraints in the request win over the stored ones; the stored quality-only
+    // weights then pick PREMIUM.
+    let explicit = client
+        .plan(proto::PlanRequest {
+            user_id: "alice".into(),
+            constraints: Some(proto::Constraints::default()),
+            ..plan_request("a quiet harbour", "WEB", 2.0)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(explicit.recommended, Tier::Premium as i32);
+    // Bob has no stored preferences: defaults, everything feasible.
+    let bob = client
+        .plan(proto::PlanRequest {
+            user_id: "bob".into(),
+            ..plan_request("a quiet harbour", "WEB", 2.0)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bob.plans.iter().all(|p| p.feasible));
+    // Alice cannot generate Bob's plan.
+    let err = client
+        .generate(proto::GenerateRequest {
+            plan_id: bob.plans[0].plan_id.clone(),
+            user_id: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Invalid stored preferences are refused naming the field.
+    let err = client
+        .set_preferences(proto::SetPreferencesRequest {
+            user_id: "alice".into(),
+            constraints: Some(proto::Constraints {
+                max_cost_usd: Some(-5.0),
+                ..Default::default()
+            }),
+            preferences: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("constraints.max_cost_usd"));
+}

@@ -15,8 +15,8 @@ pub use calibration::{Calibration, CalibrationEntry};
 pub use error::PlannerError;
 pub use money::UsdMicros;
 pub use plan::{
-    estimate_plan, estimate_plans, Constraints, CostLine, NodeRates, Plan, PlanRequest, PlanSet,
-    Preferences, Relaxation, Resolution, Step, StepKind,
+    estimate_plan, estimate_plans, output_bytes_stage, Constraints, CostLine, NodeRates, Plan,
+    PlanRequest, PlanSet, Preferences, Relaxation, Resolution, Step, StepKind,
 };
 pub use pricing::PriceTable;
 pub use profile::{AudioSpec, ProfileCatalog, ProfileSelection, ResolutionProfile};

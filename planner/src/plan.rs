@@ -52,6 +52,12 @@ const SCORE_EPSILON: f64 = 1e-12;
 const BYTES_PER_GB: f64 = 1e9;
 /// Backend name used for calibration of stages that always run on this node.
 const LOCAL: &str = "local";
+
+/// The calibration stage that corrects the expected output size of a profile
+/// (actual bytes / nominal bytes), e.g. `"output_bytes.social"`.
+pub fn output_bytes_stage(profile_name: &str) -> String {
+    format!("output_bytes.{}", profile_name.to_ascii_lowercase())
+}
 /// Tie-break order for the recommendation: the middle ground first.
 const TIE_ORDER: [Tier; 3] = [Tier::Balanced, Tier::Economy, Tier::Premium];
 
@@ -772,8 +778,11 @@ fn build_plan(req: &PlanRequest, prices: &PriceTable, tier: Tier) -> Result<Plan
         });
     }
 
-    // storage and egress of the delivered file
-    let bytes_f = (profile.total_bitrate_bps() as f64 * duration_s / 8.0).round();
+    // storage and egress of the delivered file: the profile's nominal bitrate × duration,
+    // corrected by what this backend's files for this profile really weighed (encoders
+    // undershoot a nominal bitrate on easy content).
+    let size_factor = cal.factor(&backend, &output_bytes_stage(&profile.name));
+    let bytes_f = (profile.total_bitrate_bps() as f64 * duration_s / 8.0 * size_factor).round();
     let estimated_output_bytes = if bytes_f.is_finite() && bytes_f >= 0.0 {
         bytes_f as u64
     } else {
@@ -785,7 +794,7 @@ fn build_plan(req: &PlanRequest, prices: &PriceTable, tier: Tier) -> Result<Plan
         item: "storage".into(),
         usd: money.micros(gb * s.usd_per_gb_month * s.retention_months)?,
         basis: format!(
-            "{gb:.6} GB × ${}/GB-month × {} months ({}, {})",
+            "{gb:.6} GB (bitrate × duration × calibration {size_factor}) × ${}/GB-month × {} months ({}, {})",
             s.usd_per_gb_month, s.retention_months, s.source, s.date
         ),
     });

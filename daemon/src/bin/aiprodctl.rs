@@ -73,13 +73,13 @@ impl From<Preference> for proto::Preferences {
 #[derive(Debug, clap::Args)]
 struct ConstraintArgs {
     /// Hard cap on the plan's cost, USD.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_cost_usd: Option<f64>,
     /// Minimum expected quality, 0..1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     min_quality: Option<f64>,
     /// Maximum estimated time, seconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_time_s: Option<f64>,
 }
 
@@ -100,7 +100,7 @@ enum Command {
     Plan {
         #[arg(long)]
         prompt: String,
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         duration_s: f64,
         /// Use case, e.g. "tiktok", "youtube", "tv spot".
         #[arg(long, default_value = "")]
@@ -125,7 +125,7 @@ enum Command {
         profile: String,
         #[arg(long, default_value = "")]
         use_case: String,
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         duration_s: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -673,6 +673,13 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
 }
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader goes away (`aiprodctl jobs | head`): die
+    // quietly on SIGPIPE instead of failing a write.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

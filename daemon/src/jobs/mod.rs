@@ -540,9 +540,11 @@ impl JobEngine {
     /// Feeds measured stage times back into the estimates (EWMA per backend and stage).
     fn calibrate(&self, rec: &JobRecord, measured: &Measured) {
         let mut cal = self.calibration.lock().unwrap_or_else(|p| p.into_inner());
-        let backend = rec.plan.backend.as_str();
-        for (stage, est, actual) in receipt::stage_observations(&rec.plan, measured) {
-            cal.observe(backend, stage, est, actual);
+        for o in receipt::observations(&rec.plan, measured) {
+            // The plan's estimate already carries the factor of its time; fold in the
+            // uncalibrated estimate so the factor converges on actual / model.
+            let factor = cal.factor(&o.backend, &o.stage);
+            cal.observe(&o.backend, &o.stage, o.estimated / factor, o.actual);
         }
         if let Err(e) = self.store.save_calibration(&cal.entries()) {
             tracing::warn!("could not save calibration: {e}");

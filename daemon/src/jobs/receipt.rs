@@ -58,22 +58,57 @@ fn process_share(plan: &proto::PlanOption, kind: &str) -> f64 {
     }
 }
 
-/// (stage, estimated_s, actual_s) pairs for calibration, for stages that ran.
-pub fn stage_observations(plan: &proto::PlanOption, m: &Measured) -> Vec<(&'static str, f64, f64)> {
+/// One calibration observation: the planner's estimate and what was measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The calibration key's backend: the plan's backend for generation and output size,
+    /// "local" for the stages this node always runs itself (as the planner keys them).
+    pub backend: String,
+    pub stage: String,
+    pub estimated: f64,
+    pub actual: f64,
+}
+
+/// Observations for calibration, for the stages that ran and the delivered size.
+pub fn observations(plan: &proto::PlanOption, m: &Measured) -> Vec<Observation> {
+    let obs = |backend: &str, stage: &str, estimated: f64, actual: f64| Observation {
+        backend: backend.to_string(),
+        stage: stage.to_string(),
+        estimated,
+        actual,
+    };
     let mut out = Vec::new();
     if let Some(g) = m.generate {
-        out.push(("generate", step_time(plan, "generate"), g.wall_s));
+        out.push(obs(
+            &plan.backend,
+            "generate",
+            step_time(plan, "generate"),
+            g.wall_s,
+        ));
     }
     if let Some(p) = m.process {
         for kind in ["upscale", "encode"] {
             let est = step_time(plan, kind);
             if est > 0.0 {
-                out.push((kind, est, p.wall_s * process_share(plan, kind)));
+                out.push(obs(
+                    "local",
+                    kind,
+                    est,
+                    p.wall_s * process_share(plan, kind),
+                ));
             }
         }
     }
     if let Some(v) = m.validate {
-        out.push(("qc", step_time(plan, "qc"), v.wall_s));
+        out.push(obs("local", "qc", step_time(plan, "qc"), v.wall_s));
+    }
+    if m.output_bytes > 0 && plan.estimated_output_bytes > 0 {
+        out.push(obs(
+            &plan.backend,
+            &aiprod_planner::output_bytes_stage(&plan.profile),
+            plan.estimated_output_bytes as f64,
+            m.output_bytes as f64,
+        ));
     }
     out
 }
@@ -377,5 +412,40 @@ mod tests {
             vec![4.0, 4.0, 0.5]
         );
         assert_eq!(r.actual_time_s, 36.0 + 72.0 + 3.6);
+    }
+
+    #[test]
+    fn observations_key_node_stages_as_local_and_include_output_size() {
+        let mut p = plan();
+        p.backend = "veo".into();
+        p.profile = "WEB".into();
+        let run = |s: f64| {
+            Some(StageRun {
+                wall_s: s,
+                compute_s: s,
+                frames_per_s: 0.0,
+            })
+        };
+        let m = Measured {
+            generate: run(30.0),
+            process: run(8.0),
+            validate: run(1.0),
+            output_bytes: 500,
+            ..Default::default()
+        };
+        let got: Vec<(String, String, f64, f64)> = observations(&p, &m)
+            .into_iter()
+            .map(|o| (o.backend, o.stage, o.estimated, o.actual))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("veo".into(), "generate".into(), 4.0, 30.0),
+                ("local".into(), "upscale".into(), 1.0, 2.0),
+                ("local".into(), "encode".into(), 3.0, 6.0),
+                ("local".into(), "qc".into(), 0.5, 1.0),
+                ("veo".into(), "output_bytes.web".into(), 1000.0, 500.0),
+            ]
+        );
     }
 }

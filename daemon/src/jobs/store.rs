@@ -691,3 +691,170 @@ CREATE TABLE IF NOT EXISTS calibration (
     PRIMARY KEY (backend, stage)
 );
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, user: &str, created: i64, state: proto::JobState, key: &str) -> JobRecord {
+        JobRecord {
+            job: proto::Job {
+                job_id: id.into(),
+                user_id: user.into(),
+                state: state as i32,
+                tier: proto::Tier::Economy as i32,
+                backend: "local".into(),
+                created_unix_ms: created,
+                updated_unix_ms: created,
+                ..Default::default()
+            },
+            plan: proto::PlanOption {
+                backend: "local".into(),
+                ..Default::default()
+            },
+            seed: 1,
+            idempotency_key: key.into(),
+        }
+    }
+
+    fn ids(jobs: &[proto::Job]) -> Vec<&str> {
+        jobs.iter().map(|j| j.job_id.as_str()).collect()
+    }
+
+    #[test]
+    fn list_jobs_filters_and_pages_newest_first() {
+        let store = Store::open_in_memory().unwrap();
+        use proto::JobState::*;
+        for (id, user, t, st) in [
+            ("a", "u1", 100, Succeeded),
+            ("b", "u2", 200, Failed),
+            ("c", "u1", 300, Queued),
+            ("d", "u1", 300, Succeeded),
+            ("e", "u1", 400, Succeeded),
+        ] {
+            store.insert_job(&job(id, user, t, st, "")).unwrap();
+        }
+        let all = store
+            .list_jobs(&JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&all), ["e", "d", "c", "b", "a"]);
+        let u1_ok = store
+            .list_jobs(&JobFilter {
+                user_id: Some("u1".into()),
+                states: vec![Succeeded],
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&u1_ok), ["e", "d", "a"]);
+        let window = store
+            .list_jobs(&JobFilter {
+                created_after_unix_ms: Some(200),
+                created_before_unix_ms: Some(400),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&window), ["d", "c", "b"]);
+        // Keyset pages of 2: ties on created_ms are ordered by id, nothing skipped or repeated.
+        let p1 = store
+            .list_jobs(&JobFilter {
+                limit: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&p1), ["e", "d"]);
+        let p2 = store
+            .list_jobs(&JobFilter {
+                limit: 2,
+                before: Some((300, "d".into())),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&p2), ["c", "b"]);
+    }
+
+    #[test]
+    fn idempotency_key_returns_the_first_job() {
+        let store = Store::open_in_memory().unwrap();
+        let (first, created) = store
+            .insert_job(&job("a", "u1", 1, proto::JobState::Queued, "k"))
+            .unwrap();
+        assert!(created);
+        let (again, created) = store
+            .insert_job(&job("b", "u1", 2, proto::JobState::Queued, "k"))
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again.job.job_id, first.job.job_id);
+        // Same key, other user: a different job.
+        let (other, created) = store
+            .insert_job(&job("c", "u2", 3, proto::JobState::Queued, "k"))
+            .unwrap();
+        assert!(created);
+        assert_eq!(other.job.job_id, "c");
+    }
+
+    #[test]
+    fn usage_sums_receipts_per_user_tier_backend() {
+        let store = Store::open_in_memory().unwrap();
+        for (id, user, est, act) in [
+            ("a", "u1", 100, 110),
+            ("b", "u1", 200, 150),
+            ("c", "u2", 50, 50),
+        ] {
+            let rec = job(id, user, 10, proto::JobState::Queued, "");
+            store.insert_job(&rec).unwrap();
+            let mut done = rec.job.clone();
+            done.state = proto::JobState::Succeeded as i32;
+            let receipt = proto::Receipt {
+                job_id: id.into(),
+                user_id: user.into(),
+                tier: proto::Tier::Economy as i32,
+                backend: "local".into(),
+                final_state: proto::JobState::Succeeded as i32,
+                lines: vec![proto::ReceiptLine {
+                    item: "compute.generate".into(),
+                    estimated_usd_micros: est,
+                    actual_usd_micros: act,
+                    basis: String::new(),
+                }],
+                estimated_total_usd_micros: est,
+                actual_total_usd_micros: act,
+                ..Default::default()
+            };
+            store.finish_job(&done, &receipt).unwrap();
+        }
+        let rows = store.usage(None, 0, 1000).unwrap();
+        assert_eq!(rows.len(), 2);
+        let u1 = &rows[0];
+        assert_eq!(
+            (u1.user_id.as_str(), u1.tier.as_str(), u1.backend.as_str()),
+            ("u1", "TIER_ECONOMY", "local")
+        );
+        assert_eq!(
+            (
+                u1.jobs_total,
+                u1.jobs_succeeded,
+                u1.spent_usd_micros,
+                u1.estimated_usd_micros
+            ),
+            (2, 2, 260, 300)
+        );
+        // |110-100|/100 = 0.10 and |150-200|/200 = 0.25 → mean 0.175.
+        assert!((u1.mean_abs_estimate_error - 0.175).abs() < 1e-12);
+        assert_eq!(store.usage(Some("u2"), 0, 1000).unwrap().len(), 1);
+        assert!(store.usage(None, 11, 1000).unwrap().is_empty());
+        // The receipt survives a round trip byte for byte.
+        assert_eq!(
+            store
+                .get_receipt("a")
+                .unwrap()
+                .unwrap()
+                .actual_total_usd_micros,
+            110
+        );
+    }
+}

@@ -372,6 +372,29 @@ fn calibration_scales_the_matching_stage() {
 }
 
 #[test]
+fn output_size_calibration_scales_storage_and_egress() {
+    let bc = profile("BROADCAST");
+    let table = prices();
+    let cal = Calibration::from_entries([CalibrationEntry {
+        backend: "local".into(),
+        stage: output_bytes_stage("BROADCAST"),
+        factor: 0.25,
+    }]);
+    let mut req = request(&bc, LOCAL_ONLY, &cal);
+    req.duration_s = 4.0;
+    req.node = NodeRates::from_defaults(&table);
+    let p = estimate_plan(&req, &table, Tier::Premium).unwrap_or_else(|e| panic!("{e}"));
+    // Nominal 26_152_000 B (see the BROADCAST test) × 0.25 = 6_538_000 B = 0.006538 GB:
+    //   storage 0.006538 × 0.023 = 0.000150374 → 150 µ$; egress 0.006538 × 0.09 = 0.00058842 → 588 µ$.
+    assert_eq!(output_bytes_stage("BROADCAST"), "output_bytes.broadcast");
+    assert_eq!(p.estimated_output_bytes, 6_538_000);
+    assert_eq!(micros(&p, "storage"), 150);
+    assert_eq!(micros(&p, "egress"), 588);
+    // Time stages are untouched: 51 + 10 + 154 as before.
+    assert_eq!(p.total_cost, UsdMicros(51 + 10 + 154 + 150 + 588));
+}
+
+#[test]
 fn gpu_upscaler_bills_the_gpu_rate_only_on_a_gpu_node() {
     let text = include_str!("../../../profiles/pricing.toml").replace(
         "active_upscaler = \"gstreamer/videoscale\"",
