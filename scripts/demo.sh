@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release --locked --bin aiprodd --bin aiprodctl
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 DATA=${AIPROD_DEMO_DATA:-./data/demo}
 mkdir -p "$DATA"
 LOG="$DATA/aiprodd.log"
