@@ -18,6 +18,10 @@ PACKAGES=(
   mesa-vulkan-drivers libvulkan1 vulkan-tools
   # test oracle only (the product never runs ffmpeg/ffprobe)
   ffmpeg
+  # venv for ONNX Runtime and the model wheel (scripts/setup-models.sh)
+  python3 python3-venv
+  # headless browser of the dashboard's browser test (driven by playwright-core, never downloaded)
+  chromium
 )
 
 missing=()
@@ -34,3 +38,5 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust 1.95 (rustup)" >&2; exit 1; }
+# The dashboard's npm packages (Vite, Preact, uPlot, playwright-core); only when the lock changed.
+bash "$(dirname "$0")/build-dashboard.sh" --install-only

@@ -3,6 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# Real-ESRGAN: venv with ONNX Runtime + the imported models; the models tests must really run here
+ORT_DYLIB_PATH="$(bash scripts/setup-models.sh --print-ort-path)"
+export ORT_DYLIB_PATH AIPROD_REQUIRE_ORT=1
+# The dashboard's web assets, embedded in aiprodd at compile time, and their unit tests.
+bash scripts/build-dashboard.sh
+npm --prefix dashboard test
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::auth::settings::{AuthConfig, AuthLayer, TlsConfig, TlsLayer};
+pub use crate::backends::settings::{BackendsConfig, BackendsLayer};
+pub use crate::webhooks::settings::{WebhooksConfig, WebhooksLayer};
+
 /// Longest clip a request may ask for unless the operator raises it: generation time and disk
 /// use grow linearly with duration, and a typo (3600 instead of 36) should not tie up a node.
 pub const DEFAULT_MAX_DURATION_S: f64 = 120.0;
@@ -32,6 +36,26 @@ pub struct Config {
     pub profiles_dir: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     pub log_json: bool,
+    /// Accepted jobs waiting for a slot; Generate answers RESOURCE_EXHAUSTED beyond it.
+    pub max_queued_jobs: usize,
+    /// Queued + running jobs one user may have at once (0 = no per-user limit).
+    pub max_jobs_per_user: usize,
+    /// Free space the data directory must keep: a job is refused (Generate) or failed
+    /// (before it writes) below it, so a full disk never leaves half-written outputs behind.
+    pub min_free_disk_bytes: u64,
+    /// How long SIGTERM (and Drain without a deadline) waits for accepted jobs to finish;
+    /// jobs still running then stay checkpointed and resume at the next start.
+    pub drain_deadline_s: f64,
+    /// This node's name in GetNodeStatus (default: the host name).
+    pub node_name: String,
+    /// Remote generation backends (`[backends.*]`); none by default.
+    pub backends: BackendsConfig,
+    /// Webhook delivery (`[webhooks]`).
+    pub webhooks: WebhooksConfig,
+    /// Bearer-token auth of the gRPC port (`[auth]`); off by default (then loopback only).
+    pub auth: AuthConfig,
+    /// TLS of the gRPC port (`[tls]`); both files or neither.
+    pub tls: TlsLayer,
 }
 
 impl Default for Config {
@@ -48,6 +72,16 @@ impl Default for Config {
             max_job_attempts: 3,
             profiles_dir: None,
             log_json: false,
+            max_queued_jobs: 100,
+            max_jobs_per_user: 0,
+            // 1 GiB: room for a few minutes of 4K intermediate footage.
+            min_free_disk_bytes: 1 << 30,
+            drain_deadline_s: 300.0,
+            node_name: String::new(),
+            backends: BackendsConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsLayer::default(),
         }
     }
 }
@@ -76,6 +110,15 @@ pub struct ConfigLayer {
     pub max_job_attempts: Option<u32>,
     pub profiles_dir: Option<PathBuf>,
     pub log_json: Option<bool>,
+    pub max_queued_jobs: Option<usize>,
+    pub max_jobs_per_user: Option<usize>,
+    pub min_free_disk_bytes: Option<u64>,
+    pub drain_deadline_s: Option<f64>,
+    pub node_name: Option<String>,
+    pub backends: Option<BackendsLayer>,
+    pub webhooks: Option<WebhooksLayer>,
+    pub auth: Option<AuthLayer>,
+    pub tls: Option<TlsLayer>,
 }
 
 impl ConfigLayer {
@@ -85,6 +128,18 @@ impl ConfigLayer {
             path: path.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// The environment's part of the integrations: provider API keys and base URLs, the
+    /// webhook SSRF switch, the JWKS file and TLS files (see each settings module).
+    pub fn integrations_from_env(get: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            backends: Some(BackendsLayer::from_env(get)),
+            webhooks: Some(WebhooksLayer::from_env(get)),
+            auth: Some(AuthLayer::from_env(get)),
+            tls: Some(TlsLayer::from_env(get)),
+            ..Default::default()
+        }
     }
 
     /// Reads and parses a TOML config file.
@@ -111,7 +166,12 @@ impl Config {
             max_concurrent_jobs,
             plan_ttl_s,
             max_job_attempts,
-            log_json
+            log_json,
+            max_queued_jobs,
+            max_jobs_per_user,
+            min_free_disk_bytes,
+            drain_deadline_s,
+            node_name
         );
         if layer.cpu_usd_per_hour.is_some() {
             self.cpu_usd_per_hour = layer.cpu_usd_per_hour;
@@ -121,6 +181,23 @@ impl Config {
         }
         if layer.profiles_dir.is_some() {
             self.profiles_dir = layer.profiles_dir.clone();
+        }
+        if let Some(b) = &layer.backends {
+            self.backends = self.backends.apply(b);
+        }
+        if let Some(w) = &layer.webhooks {
+            self.webhooks = self.webhooks.clone().apply(w);
+        }
+        if let Some(a) = &layer.auth {
+            self.auth = self.auth.clone().apply(a);
+        }
+        if let Some(t) = &layer.tls {
+            if t.cert_file.is_some() {
+                self.tls.cert_file = t.cert_file.clone();
+            }
+            if t.key_file.is_some() {
+                self.tls.key_file = t.key_file.clone();
+            }
         }
         self
     }
@@ -138,6 +215,13 @@ impl Config {
             }
         };
         finite_positive("max_duration_s", self.max_duration_s)?;
+        finite_positive("drain_deadline_s", self.drain_deadline_s)?;
+        if self.max_queued_jobs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_queued_jobs",
+                reason: "must be >= 1".into(),
+            });
+        }
         for (key, rate) in [
             ("cpu_usd_per_hour", self.cpu_usd_per_hour),
             ("gpu_usd_per_hour", self.gpu_usd_per_hour),
@@ -175,7 +259,50 @@ impl Config {
                 reason: format!("must differ from grpc_addr ({})", self.grpc_addr),
             });
         }
+        self.validate_integrations()
+    }
+
+    /// Backends, webhooks, auth and TLS; without auth the gRPC port must be loopback, since
+    /// every caller would otherwise act as the one default tenant.
+    fn validate_integrations(mut self) -> Result<Self, ConfigError> {
+        self.backends = self.backends.validate()?;
+        self.webhooks = self.webhooks.validate()?;
+        self.auth = self.auth.validate()?;
+        crate::auth::settings::tls_from_layer(&self.tls)?;
+        if !self.auth.enabled() && !self.grpc_addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                key: "grpc_addr",
+                reason: format!(
+                    "{} is not a loopback address and no [auth] is configured: without auth \
+                     aiprodd serves loopback only (add auth.api_keys or auth.jwks_file)",
+                    self.grpc_addr
+                ),
+            });
+        }
         Ok(self)
+    }
+}
+
+/// A secret (API key, token, signing secret): compared and cloned like a string, never
+/// printed — its Debug output is a mask, so `--print-config` and logs cannot leak it.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for the one place that sends or checks it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
     }
 }
 

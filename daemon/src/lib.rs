@@ -2,13 +2,16 @@
 //! thin; the layers here follow DESIGN.md: control → jobs → (planner) → backends → pipeline →
 //! jobs (receipt) → telemetry.
 
+pub mod auth;
 pub mod backends;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod jobs;
 pub mod pipeline;
 pub mod server;
 pub mod telemetry;
+pub mod webhooks;
 
 /// Generated gRPC types and service for `aiprod.v1` (proto/aiprod/v1/control.proto).
 pub mod proto {

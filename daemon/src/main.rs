@@ -41,6 +41,21 @@ struct Args {
     /// Log JSON lines.
     #[arg(long, env = "AIPROD_LOG_JSON")]
     log_json: Option<bool>,
+    /// Accepted jobs that may wait for a slot.
+    #[arg(long, env = "AIPROD_MAX_QUEUED_JOBS")]
+    max_queued_jobs: Option<usize>,
+    /// Queued + running jobs per user (0 = unlimited).
+    #[arg(long, env = "AIPROD_MAX_JOBS_PER_USER")]
+    max_jobs_per_user: Option<usize>,
+    /// Free bytes the data directory must keep before a job starts.
+    #[arg(long, env = "AIPROD_MIN_FREE_DISK_BYTES")]
+    min_free_disk_bytes: Option<u64>,
+    /// Seconds SIGTERM waits for accepted jobs before stopping.
+    #[arg(long, env = "AIPROD_DRAIN_DEADLINE_S")]
+    drain_deadline_s: Option<f64>,
+    /// Node name reported by GetNodeStatus (default: host name).
+    #[arg(long, env = "AIPROD_NODE_NAME")]
+    node_name: Option<String>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -51,6 +66,10 @@ fn build_config(args: &Args) -> Result<Config, aiprod_daemon::config::ConfigErro
     if let Some(path) = &args.config {
         cfg = cfg.apply(&ConfigLayer::from_file(path)?);
     }
+    // Provider keys, the webhook SSRF switch, JWKS and TLS files from the environment.
+    cfg = cfg.apply(&ConfigLayer::integrations_from_env(&|k| {
+        std::env::var(k).ok()
+    }));
     let flags = ConfigLayer {
         data_dir: args.data_dir.clone(),
         grpc_addr: args.grpc_addr,
@@ -61,6 +80,11 @@ fn build_config(args: &Args) -> Result<Config, aiprod_daemon::config::ConfigErro
         gpu_usd_per_hour: args.gpu_usd_per_hour,
         profiles_dir: args.profiles_dir.clone(),
         log_json: args.log_json,
+        max_queued_jobs: args.max_queued_jobs,
+        max_jobs_per_user: args.max_jobs_per_user,
+        min_free_disk_bytes: args.min_free_disk_bytes,
+        drain_deadline_s: args.drain_deadline_s,
+        node_name: args.node_name.clone(),
         ..Default::default()
     };
     cfg.apply(&flags).validate()

@@ -52,6 +52,17 @@ pub enum ServeError {
     Jobs(#[from] crate::jobs::JobError),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    #[error("backends: {0}")]
+    Backends(#[from] crate::backends::BackendError),
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("TLS: {path}: {reason}")]
+    Tls {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// The profile catalog: the embedded profiles, plus/overridden by `*.toml` in `profiles_dir`.
@@ -121,12 +132,13 @@ pub async fn serve(
         gpu_usd_per_hour: config.gpu_usd_per_hour.unwrap_or(defaults.gpu_usd_per_hour),
         has_gpu: false,
     };
+    let backends = Backends::from_config(&config, Arc::clone(&prices), Arc::clone(&store))?;
     let engine = Arc::new(JobEngine::new(
         store,
         Arc::clone(&config),
         catalog,
         Arc::clone(&metrics),
-        Backends::local_only(),
+        backends,
         node,
     )?);
     let resumed = engine.recover()?;
@@ -176,24 +188,118 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let control = ControlServer::new(ControlService::new(Arc::clone(&engine), prices));
+    let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+        Arc::clone(&engine.store),
+        config.webhooks.clone(),
+        config.auth.enabled(),
+    ));
+    let control_service = Arc::new(
+        ControlService::new(Arc::clone(&engine), prices, health_reporter.clone())
+            .with_webhooks(webhooks),
+    );
+    let control = ControlServer::from_arc(Arc::clone(&control_service));
+    let authenticator = crate::auth::Authenticator::from_config(&config.auth)?.map(Arc::new);
+    if authenticator.is_none() {
+        tracing::warn!(%grpc_addr, "no [auth] configured: every call acts as tenant \"default\"; serving gRPC on loopback only");
+    }
+    let control = tonic::service::interceptor::InterceptedService::new(
+        control,
+        crate::auth::AuthInterceptor(authenticator.clone()),
+    );
 
+    // Shutdown (SIGTERM/SIGINT) drains first: no new jobs, health NOT_SERVING, accepted jobs
+    // finish within the drain deadline; what still runs then resumes at the next start.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drain_engine = Arc::clone(&engine);
+    let drain_deadline = std::time::Duration::from_secs_f64(config.drain_deadline_s);
     tokio::spawn(async move {
         shutdown.await;
+        systemd::notify(&[sd_notify::NotifyState::Stopping]);
+        let drained =
+            crate::control::drain_node(&drain_engine, &health_reporter, drain_deadline).await;
+        let (queued, running) = drain_engine.load();
+        tracing::info!(drained, queued, running, "drain finished; stopping");
         let _ = stop_tx.send(true);
     });
     let mut grpc_stop = stop_rx.clone();
+    let dispatcher_stop = stop_rx.clone();
     let mut http_stop = stop_rx;
+
+    // Webhook delivery from the outbox, woken by every job event.
+    let dispatcher = Arc::new(
+        crate::webhooks::dispatcher::Dispatcher::new(
+            Arc::clone(&engine.store),
+            config.webhooks.clone(),
+        )
+        .map_err(|e| ServeError::Webhooks(e.to_string()))?,
+    );
+    let waker = dispatcher.waker();
+    let mut job_events = engine.subscribe();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        while let Ok(_) | Err(RecvError::Lagged(_)) = job_events.recv().await {
+            waker.notify_one();
+        }
+    });
+    let dispatcher_task = tokio::spawn(Arc::clone(&dispatcher).run(dispatcher_stop));
+
+    // The dashboard (page, JSON API through the same service and auth, /ws/metrics).
+    let dashboard = crate::dashboard::router(crate::dashboard::Dashboard::new(
+        control_service,
+        crate::auth::AuthInterceptor(authenticator),
+        Arc::clone(&engine),
+        Arc::clone(&metrics),
+        http_stop.clone(),
+    ));
+    // Replicate's completion callbacks, when configured.
+    let mut http_router = telemetry::router(metrics).merge(dashboard);
+    if let Some(rc) = &config.backends.replicate {
+        let wakeups = engine
+            .backends()
+            .get("replicate")
+            .ok()
+            .and_then(|b| b.task_wakeups());
+        if let (Some(secret), Some(wakeups)) = (&rc.webhook_secret, wakeups) {
+            let key = crate::webhooks::signing::SigningKey::parse(secret.expose(), false).map_err(
+                |e| ServeError::Webhooks(format!("backends.replicate.webhook_secret: {e}")),
+            )?;
+            http_router =
+                http_router.merge(crate::webhooks::inbound::replicate_router(key, wakeups));
+        }
+    }
 
     tracing::info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), "aiprodd ready");
     on_ready(grpc_addr, http_addr);
+    systemd::notify(&[sd_notify::NotifyState::Ready]);
+    systemd::spawn_watchdog();
 
-    let http =
-        axum::serve(http_listener, telemetry::router(metrics)).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        });
-    let grpc = tonic::transport::Server::builder()
+    let http = axum::serve(http_listener, http_router).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let mut grpc_builder = tonic::transport::Server::builder();
+    if let Some(tls) =
+        crate::auth::settings::tls_from_layer(&config.tls).map_err(|e| ServeError::Tls {
+            path: std::path::PathBuf::new(),
+            reason: e.to_string(),
+        })?
+    {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ServeError::Tls {
+                path: p.to_path_buf(),
+                reason: e.to_string(),
+            })
+        };
+        let identity =
+            tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?);
+        grpc_builder = grpc_builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ServeError::Tls {
+                path: tls.cert_file.clone(),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(cert = %tls.cert_file.display(), "gRPC over TLS");
+    }
+    let grpc = grpc_builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -202,8 +308,36 @@ pub async fn serve(
             let _ = grpc_stop.wait_for(|s| *s).await;
         });
     let (grpc_res, http_res) = tokio::join!(grpc, http);
+    // In-flight deliveries finish (bounded by one attempt's timeout); the rest stay pending.
+    let _ = dispatcher_task.await;
     grpc_res?;
     http_res.map_err(ServeError::Http)?;
     tracing::info!("aiprodd stopped; unfinished jobs resume at the next start");
     Ok(())
+}
+
+/// systemd integration (Type=notify): READY, WATCHDOG pings, STOPPING. Every call is a no-op
+/// when not started by systemd (no NOTIFY_SOCKET).
+mod systemd {
+    pub fn notify(states: &[sd_notify::NotifyState<'_>]) {
+        if let Err(e) = sd_notify::notify(false, states) {
+            tracing::warn!("sd_notify failed: {e}");
+        }
+    }
+
+    /// Pings the watchdog at half the interval systemd asked for (WatchdogSec).
+    pub fn spawn_watchdog() {
+        let mut usec = 0u64;
+        if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+            return;
+        }
+        let period = std::time::Duration::from_micros(usec / 2);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
 }

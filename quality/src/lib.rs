@@ -3,6 +3,9 @@
 //! compared field by field with `ffprobe -show_format -show_streams`.
 
 mod names;
+pub mod probe;
+pub mod qc;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +15,7 @@ use gstreamer as gst;
 use gstreamer_pbutils as gst_pbutils;
 
 pub use names::{audio_codec_name, container_format_name, pixel_format, video_codec_name};
+pub use probe::{FormatError, ProbeOptions};
 
 /// How long a probe may take before it fails with [`ProbeError::Timeout`]: long enough for a
 /// large file on a slow network mount, short enough to keep a stuck probe from holding a worker.
@@ -57,6 +61,48 @@ pub enum ProbeError {
     NoVideo { path: PathBuf },
     #[error("{}: probe timed out after {} s", path.display(), after.as_secs_f64())]
     Timeout { path: PathBuf, after: Duration },
+    #[error("{}: {source}", path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+}
+
+/// `ffprobe -v error -print_format json -show_format -show_streams PATH` without ffprobe: the
+/// same fields, order and value formats, from our own container and codec-header parsers.
+/// `filename` in the output is `path` as given, like ffprobe's.
+pub fn probe_json(path: &Path, opts: &ProbeOptions) -> Result<serde_json::Value, ProbeError> {
+    probe_json_named(path, &path.display().to_string(), opts)
+}
+
+/// [`probe_json`] printing `filename` as `format.filename` (the path as the user gave it, when
+/// the file is opened by another name, e.g. made absolute for a daemon).
+pub fn probe_json_named(
+    path: &Path,
+    filename: &str,
+    opts: &ProbeOptions,
+) -> Result<serde_json::Value, ProbeError> {
+    let meta = std::fs::metadata(path).map_err(|source| ProbeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(ProbeError::NotMedia {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    probe::probe_path(path, filename, opts).map_err(|source| match source {
+        FormatError::Io { reason, .. } => ProbeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(reason),
+        },
+        source => ProbeError::Malformed {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// Probes `path` with [`DEFAULT_PROBE_TIMEOUT`].

@@ -46,6 +46,7 @@ impl Backend for LocalBackend {
             provider_task_id: String::new(),
             frames: stats.frames,
             frames_per_s: stats.frames_per_s,
+            ..Default::default()
         })
     }
 }

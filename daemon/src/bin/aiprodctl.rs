@@ -6,7 +6,12 @@ use std::process::ExitCode;
 use aiprod_daemon::proto::{self, control_client::ControlClient, JobState};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// `upscale` and `models`: in-process, no daemon.
+#[path = "aiprodctl/local.rs"]
+mod local;
 
 #[derive(Debug, Parser)]
 #[command(name = "aiprodctl", version, about = "Control an aiprodd node")]
@@ -25,8 +30,217 @@ struct Cli {
     /// Act as this user (default: the daemon's default user).
     #[arg(long, env = "AIPROD_USER", global = true, default_value = "")]
     user: String,
+    /// Bearer token (an API key or a JWT) when aiprodd has auth configured.
+    #[arg(long, env = "AIPROD_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) that signed aiprodd's TLS certificate, for https:// addresses.
+    #[arg(long, env = "AIPROD_CA_FILE", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut().insert("authorization", t.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Client = ControlClient<InterceptedService<Channel, BearerToken>>;
+
+/// Connects to `cli.addr` (TLS for https:// with `--ca-file`), sending `--token`.
+async fn connect(cli: &Cli) -> Result<Client, CtlError> {
+    let err = |source| CtlError::Connect {
+        addr: cli.addr.clone(),
+        source,
+    };
+    let mut endpoint = Channel::from_shared(cli.addr.clone())
+        .map_err(|e| CtlError::Usage(format!("--addr {}: {e}", cli.addr)))?;
+    if cli.addr.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        if let Some(ca) = &cli.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| CtlError::Usage(format!("--ca-file {}: {e}", ca.display())))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        } else {
+            tls = tls.with_webpki_roots();
+        }
+        endpoint = endpoint.tls_config(tls).map_err(err)?;
+    }
+    let channel = endpoint.connect().await.map_err(err)?;
+    let token = match &cli.token {
+        Some(t) => Some(
+            format!("Bearer {}", t.trim())
+                .parse()
+                .map_err(|_| CtlError::Usage("--token: not a valid header value".into()))?,
+        ),
+        None => None,
+    };
+    Ok(ControlClient::with_interceptor(channel, BearerToken(token)))
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCmd {
+    /// Subscribe a URL to this tenant's job events (signed per Standard Webhooks).
+    Add {
+        #[arg(long)]
+        url: String,
+        /// whsec_<base64> signing secret; generated (and printed once) when absent.
+        #[arg(long, default_value = "")]
+        secret: String,
+        /// Event types (job.created, job.succeeded, job.failed, video.cost_receipt); default all.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// This tenant's subscriptions (secrets are not shown).
+    List,
+    /// Remove a subscription; its pending messages are dropped.
+    Remove { subscription_id: String },
+    /// The delivery log: messages newest first, each with its attempts.
+    Deliveries {
+        #[arg(long, default_value = "")]
+        subscription_id: String,
+        #[arg(long, default_value = "")]
+        job_id: String,
+        #[arg(long, default_value_t = 50)]
+        page_size: u32,
+        #[arg(long, default_value = "")]
+        page_token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCmd {
+    /// Make a new API key for a tenant: prints the key (give it to the tenant) and the line
+    /// for aiprodd's config (which stores only its SHA-256). Offline.
+    NewKey {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+async fn run_webhooks(client: &mut Client, cmd: WebhooksCmd, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        WebhooksCmd::Add {
+            url,
+            secret,
+            events,
+            description,
+        } => {
+            let s = client
+                .create_webhook(proto::CreateWebhookRequest {
+                    url,
+                    secret,
+                    events,
+                    description,
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&s)?
+            } else {
+                println!(
+                    "{}  {}  events: {}",
+                    s.subscription_id,
+                    s.url,
+                    events_text(&s.events)
+                );
+                println!(
+                    "secret: {}  (shown once; verify webhook-signature with it)",
+                    s.secret
+                );
+            }
+        }
+        WebhooksCmd::List => {
+            let r = client
+                .list_webhooks(proto::ListWebhooksRequest {})
+                .await?
+                .into_inner();
+            if json {
+                print_json(&r)?
+            } else {
+                for s in &r.subscriptions {
+                    println!(
+                        "{}  {}  events: {}  {}",
+                        s.subscription_id,
+                        s.url,
+                        events_text(&s.events),
+                        s.description
+                    );
+                }
+            }
+        }
+        WebhooksCmd::Remove { subscription_id } => {
+            let r = client
+                .delete_webhook(proto::DeleteWebhookRequest { subscription_id })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&r)?
+            } else {
+                println!("removed; {} pending message(s) dropped", r.dropped_pending);
+            }
+        }
+        WebhooksCmd::Deliveries {
+            subscription_id,
+            job_id,
+            page_size,
+            page_token,
+        } => {
+            let r = client
+                .list_webhook_deliveries(proto::ListWebhookDeliveriesRequest {
+                    subscription_id,
+                    job_id,
+                    page_size,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(&r)?
+            } else {
+                for d in &r.deliveries {
+                    println!(
+                        "{}  {:<18} job {}  {} after {} attempt(s), last HTTP {} {}",
+                        d.message_id,
+                        d.event,
+                        d.job_id,
+                        d.state,
+                        d.attempts,
+                        d.last_status_code,
+                        d.last_error
+                    );
+                    for a in &d.attempt_log {
+                        println!(
+                            "    #{} at {} ms: HTTP {} in {} ms {}",
+                            a.attempt, a.started_unix_ms, a.status_code, a.duration_ms, a.error
+                        );
+                    }
+                }
+                if !r.next_page_token.is_empty() {
+                    println!("next page: --page-token {}", r.next_page_token);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn events_text(e: &[String]) -> String {
+    if e.is_empty() {
+        "all".into()
+    } else {
+        e.join(",")
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -164,6 +378,61 @@ enum Command {
         #[arg(long)]
         since_s: Option<u64>,
     },
+    /// This node's status: version, adapters, queue depth, running jobs, free disk, throughput.
+    NodeStatus,
+    /// Stop taking new jobs; accepted jobs finish. With --wait, return once none is left.
+    Drain {
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait at most (default: the daemon's drain deadline).
+        #[arg(long, default_value_t = 0.0)]
+        deadline_s: f64,
+    },
+    /// Webhook subscriptions of this tenant and their delivery log.
+    Webhooks {
+        #[command(subcommand)]
+        cmd: WebhooksCmd,
+    },
+    /// API keys for aiprodd's [auth] config.
+    Auth {
+        #[command(subcommand)]
+        cmd: AuthCmd,
+    },
+    /// Upscale a PNG with Real-ESRGAN, in-process (no daemon needed).
+    Upscale(local::UpscaleArgs),
+    /// Fetch, verify or list the Real-ESRGAN models (no daemon needed).
+    Models {
+        #[command(subcommand)]
+        cmd: local::ModelsCmd,
+    },
+    /// ffprobe-identical JSON (-show_format -show_streams) for a media file, from aiprodd's native
+    /// probe (--local: in this process, no daemon needed).
+    Probe {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        count_frames: bool,
+        #[arg(long)]
+        count_packets: bool,
+        #[arg(long)]
+        local: bool,
+    },
+    /// Every QualitySpec check of a tier and profile on a file: measured, threshold, pass.
+    /// Exits non-zero when a check fails (--local: in this process, no daemon needed).
+    Validate {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        tier: String,
+        #[arg(long)]
+        profile: String,
+        /// The duration the file should have.
+        #[arg(long)]
+        duration_s: Option<f64>,
+        /// Reference for the SSIM check (same size and frame count).
+        #[arg(long)]
+        reference: Option<std::path::PathBuf>,
+        #[arg(long)]
+        local: bool,
+    },
     /// Show or set the user's default constraints and preferences.
     Prefs {
         #[command(flatten)]
@@ -197,6 +466,10 @@ enum CtlError {
     },
     #[error("cannot print JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Model(#[from] aiprod_models::ModelError),
+    #[error("{0}")]
+    Quality(String),
 }
 
 fn code_name(c: tonic::Code) -> String {
@@ -374,7 +647,7 @@ fn since(s: Option<u64>) -> i64 {
 
 /// Streams a job's events (text: one line per change) and returns its final view.
 async fn watch(
-    client: &mut ControlClient<Channel>,
+    client: &mut Client,
     job_id: &str,
     user: &str,
     json: bool,
@@ -416,15 +689,163 @@ async fn watch(
     }
 }
 
+/// A validation report as a table (or proto JSON); an error when a check failed.
+fn print_validation(r: &proto::ValidationReport, json: bool) -> Result<(), CtlError> {
+    if json {
+        print_json(r)?;
+    } else {
+        println!(
+            "{} {} {}: {}",
+            r.path,
+            tier_name(r.tier),
+            r.profile,
+            if r.passed { "PASS" } else { "FAIL" }
+        );
+        for c in &r.checks {
+            println!(
+                "  {:4}  {:<26} {:>16}  threshold {}",
+                if c.pass { "ok" } else { "FAIL" },
+                c.name,
+                c.measured,
+                c.threshold
+            );
+        }
+    }
+    if r.passed {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| c.name.as_str())
+            .collect();
+        Err(CtlError::Quality(format!(
+            "validation failed: {}",
+            failed.join(", ")
+        )))
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), CtlError> {
-    let mut client = ControlClient::connect(cli.addr.clone())
-        .await
-        .map_err(|source| CtlError::Connect {
-            addr: cli.addr.clone(),
-            source,
-        })?;
+    match &cli.command {
+        Command::Upscale(args) => return local::upscale(args, cli.json),
+        Command::Probe {
+            file,
+            count_frames,
+            count_packets,
+            local: true,
+        } => {
+            let opts = aiprod_quality::ProbeOptions {
+                count_frames: *count_frames,
+                count_packets: *count_packets,
+            };
+            let v = aiprod_quality::probe_json(file, &opts)
+                .map_err(|e| CtlError::Quality(e.to_string()))?;
+            print!("{}", aiprod_quality::probe::to_ffprobe_string(&v));
+            return Ok(());
+        }
+        Command::Validate {
+            file,
+            tier,
+            profile,
+            duration_s,
+            reference,
+            local: true,
+        } => {
+            let spec = aiprod_quality::spec::QualitySpec::builtin(profile, tier)
+                .map_err(|e| CtlError::Quality(e.to_string()))?;
+            let opts = aiprod_quality::spec::ValidateOptions {
+                expected_duration_s: *duration_s,
+                reference: reference.clone(),
+            };
+            let r = aiprod_quality::spec::validate_with_spec(file, &spec, &opts)
+                .map_err(|e| CtlError::Quality(e.to_string()))?;
+            let tier = match tier.to_ascii_uppercase().as_str() {
+                "PREMIUM" => proto::Tier::Premium,
+                "BALANCED" => proto::Tier::Balanced,
+                _ => proto::Tier::Economy,
+            };
+            let report = aiprod_daemon::jobs::receipt::validation_to_proto(&r, tier, profile);
+            return print_validation(&report, cli.json);
+        }
+        Command::Models { cmd } => return local::models(cmd, cli.json),
+        _ => {}
+    }
+    if let Command::Auth {
+        cmd: AuthCmd::NewKey { tenant },
+    } = &cli.command
+    {
+        let key = aiprod_daemon::auth::generate_api_key();
+        let sha = aiprod_daemon::auth::hash_api_key(&key);
+        if cli.json {
+            print_json(&serde_json::json!({"tenant": tenant, "api_key": key, "sha256": sha}))?;
+        } else {
+            println!("api key for {tenant}: {key}");
+            println!(
+                "aiprodd config:\n[[auth.api_keys]]\ntenant = \"{tenant}\"\nsha256 = \"{sha}\""
+            );
+        }
+        return Ok(());
+    }
+    let mut client = connect(&cli).await?;
     let user = cli.user.clone();
     match cli.command {
+        Command::Webhooks { cmd } => run_webhooks(&mut client, cmd, cli.json).await?,
+        Command::Auth { .. } | Command::Upscale(_) | Command::Models { .. } => {}
+        Command::Probe {
+            file,
+            count_frames,
+            count_packets,
+            ..
+        } => {
+            let absolute = std::fs::canonicalize(&file)
+                .map_err(|e| CtlError::Quality(format!("{}: {e}", file.display())))?;
+            let r = client
+                .probe(proto::ProbeRequest {
+                    path: absolute.display().to_string(),
+                    filename: file.display().to_string(),
+                    count_frames,
+                    count_packets,
+                })
+                .await?
+                .into_inner();
+            print!("{}", r.ffprobe_json);
+        }
+        Command::Validate {
+            file,
+            tier,
+            profile,
+            duration_s,
+            reference,
+            ..
+        } => {
+            let abs = |p: &std::path::Path| {
+                std::fs::canonicalize(p)
+                    .map(|a| a.display().to_string())
+                    .map_err(|e| CtlError::Quality(format!("{}: {e}", p.display())))
+            };
+            let tier = match tier.to_ascii_uppercase().as_str() {
+                "PREMIUM" => proto::Tier::Premium,
+                "BALANCED" => proto::Tier::Balanced,
+                "ECONOMY" => proto::Tier::Economy,
+                other => return Err(CtlError::Usage(format!("unknown tier '{other}'"))),
+            };
+            let report = client
+                .validate(proto::ValidateRequest {
+                    path: abs(&file)?,
+                    tier: tier as i32,
+                    profile,
+                    expected_duration_s: duration_s.unwrap_or(0.0),
+                    reference_path: match &reference {
+                        Some(r) => abs(r)?,
+                        None => String::new(),
+                    },
+                })
+                .await?
+                .into_inner();
+            print_validation(&report, cli.json)?;
+        }
         Command::Plan {
             prompt,
             duration_s,
@@ -637,6 +1058,68 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                     usd(r.spent_usd_micros),
                     r.jobs_total
                 );
+            }
+        }
+        Command::NodeStatus => {
+            let s = client
+                .get_node_status(proto::GetNodeStatusRequest {})
+                .await?
+                .into_inner();
+            if cli.json {
+                print_json(&s)?
+            } else {
+                println!(
+                    "node {} (aiprodd {}), {} CPUs, up {:.0} s{}",
+                    s.node_name,
+                    s.version,
+                    s.cpu_count,
+                    s.uptime_s,
+                    if s.draining { ", DRAINING" } else { "" }
+                );
+                println!(
+                    "jobs: {} running / {} slots, {} queued / {} max",
+                    s.running_jobs, s.max_concurrent_jobs, s.queue_depth, s.max_queued_jobs
+                );
+                println!(
+                    "disk: {} of {} bytes free; backends: {}",
+                    s.disk_free_bytes,
+                    s.disk_total_bytes,
+                    s.backends.join(", ")
+                );
+                for a in &s.adapters {
+                    println!(
+                        "adapter: {} ({}, {} bytes) engines: {}",
+                        a.name,
+                        a.kind,
+                        a.memory_bytes,
+                        a.engines.join(", ")
+                    );
+                }
+                for t in &s.throughput {
+                    println!("throughput: {} {:.1} frames/s", t.stage, t.frames_per_s);
+                }
+            }
+        }
+        Command::Drain { wait, deadline_s } => {
+            let r = client
+                .drain(proto::DrainRequest { wait, deadline_s })
+                .await?
+                .into_inner();
+            if cli.json {
+                print_json(&r)?
+            } else {
+                println!(
+                    "{}: {} running, {} queued",
+                    if r.drained { "drained" } else { "draining" },
+                    r.running_jobs,
+                    r.queue_depth
+                );
+            }
+            if wait && !r.drained {
+                return Err(CtlError::Usage(format!(
+                    "drain deadline passed with {} running and {} queued jobs (they resume at the next start)",
+                    r.running_jobs, r.queue_depth
+                )));
             }
         }
         Command::Prefs {

@@ -91,5 +91,7 @@ pub fn plan_to_proto(p: &Plan, plan_id: String, expires_unix_ms: i64) -> proto::
         score: p.score,
         estimated_output_bytes: p.estimated_output_bytes,
         expires_unix_ms,
+        // Set by the caller from the request's constraints.
+        max_cost_usd_micros: 0,
     }
 }

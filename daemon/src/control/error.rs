@@ -17,6 +17,12 @@ pub enum ControlError {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,6 +59,74 @@ impl From<JobError> for ControlError {
             JobError::NotFound(id) => Self::NotFound(format!("job {id} not found")),
             e @ JobError::AlreadyFinal { .. } => Self::FailedPrecondition(e.to_string()),
             JobError::Store(s) => s.into(),
+            e @ JobError::Draining => Self::Unavailable(e.to_string()),
+            e @ (JobError::QueueFull { .. }
+            | JobError::UserQuota { .. }
+            | JobError::DiskLow { .. }) => Self::ResourceExhausted(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ControlError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        Self::Unauthenticated(e.to_string())
+    }
+}
+
+impl From<crate::backends::BackendError> for ControlError {
+    fn from(e: crate::backends::BackendError) -> Self {
+        use crate::backends::BackendError as B;
+        match e {
+            // "needed X, available Y", the job cap, and requests the provider cannot serve:
+            // refused before anything is spent.
+            e @ (B::InsufficientFunds { .. }
+            | B::OverJobCap { .. }
+            | B::Unsupported { .. }
+            | B::NotConfigured { .. }) => Self::FailedPrecondition(e.to_string()),
+            e @ (B::Unreachable { .. } | B::Provider { .. }) => Self::Unavailable(e.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::webhooks::WebhookError> for ControlError {
+    fn from(e: crate::webhooks::WebhookError) -> Self {
+        use crate::webhooks::WebhookError as W;
+        match e {
+            W::Invalid { field, reason } => Self::invalid(field, reason),
+            e @ W::NotFound(_) => Self::NotFound(e.to_string()),
+            e @ W::TooMany { .. } => Self::ResourceExhausted(e.to_string()),
+            W::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<aiprod_quality::ProbeError> for ControlError {
+    fn from(e: aiprod_quality::ProbeError) -> Self {
+        use aiprod_quality::ProbeError as P;
+        match e {
+            P::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Self::NotFound(e.to_string())
+            }
+            P::Io { ref source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                Self::FailedPrecondition(e.to_string())
+            }
+            // Not media, malformed, over a limit: the file is the problem, named with where.
+            e @ (P::NotMedia { .. } | P::Malformed { .. } | P::NoVideo { .. }) => {
+                Self::invalid("path", e.to_string())
+            }
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<aiprod_quality::spec::ValidateError> for ControlError {
+    fn from(e: aiprod_quality::spec::ValidateError) -> Self {
+        use aiprod_quality::spec::ValidateError as V;
+        match e {
+            V::Probe(p) => p.into(),
+            V::Spec(s) => Self::invalid("profile", s.to_string()),
+            e @ V::Qc(_) => Self::invalid("path", e.to_string()),
         }
     }
 }
@@ -64,6 +138,9 @@ impl From<ControlError> for Status {
             ControlError::NotFound(_) => Code::NotFound,
             ControlError::FailedPrecondition(_) => Code::FailedPrecondition,
             ControlError::Unavailable(_) => Code::Unavailable,
+            ControlError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ControlError::Unauthenticated(_) => Code::Unauthenticated,
+            ControlError::PermissionDenied(_) => Code::PermissionDenied,
             ControlError::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())

@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod error;
+mod integrations;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,13 +34,72 @@ pub const DEFAULT_USER: &str = "default";
 pub struct ControlService {
     engine: Arc<JobEngine>,
     prices: Arc<PriceTable>,
+    health: tonic_health::server::HealthReporter,
+    /// Webhook subscriptions (set by the server; see `with_webhooks`).
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
 impl ControlService {
-    pub fn new(engine: Arc<JobEngine>, prices: Arc<PriceTable>) -> Self {
-        Self { engine, prices }
+    pub fn new(
+        engine: Arc<JobEngine>,
+        prices: Arc<PriceTable>,
+        health: tonic_health::server::HealthReporter,
+    ) -> Self {
+        Self {
+            engine,
+            prices,
+            health,
+            webhooks: None,
+        }
+    }
+
+    fn node_status(&self) -> proto::NodeStatus {
+        let cfg = &self.engine.config;
+        let (queued, running) = self.engine.load();
+        let (disk_free_bytes, disk_total_bytes) =
+            crate::jobs::disk_space(&cfg.data_dir).unwrap_or((0, 0));
+        let throughput = ["generate", "process"]
+            .iter()
+            .map(|stage| proto::EngineThroughput {
+                stage: stage.to_string(),
+                frames_per_s: self
+                    .engine
+                    .metrics
+                    .frames_per_s
+                    .with_label_values(&[stage])
+                    .get(),
+            })
+            .filter(|t| t.frames_per_s > 0.0)
+            .collect();
+        proto::NodeStatus {
+            version: env!("CARGO_PKG_VERSION").into(),
+            node_name: if cfg.node_name.is_empty() {
+                node::host_name()
+            } else {
+                cfg.node_name.clone()
+            },
+            cpu_count: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            adapters: node::adapters(),
+            queue_depth: queued as u32,
+            running_jobs: running as u32,
+            max_concurrent_jobs: cfg.max_concurrent_jobs as u32,
+            max_queued_jobs: cfg.max_queued_jobs as u32,
+            disk_free_bytes,
+            disk_total_bytes,
+            draining: self.engine.is_draining(),
+            throughput,
+            uptime_s: self.engine.uptime_s(),
+            backends: self
+                .engine
+                .backend_names()
+                .iter()
+                .map(|b| b.to_string())
+                .collect(),
+        }
     }
 
     /// Logs and counts one finished call and maps its error to a status.
@@ -127,6 +187,7 @@ impl ControlService {
         let selection = self.engine.catalog.resolve(&r.profile, &r.use_case)?;
         let choices =
             self.effective_choices(&user_id, r.constraints.as_ref(), r.preferences.as_ref())?;
+        let max_cost = integrations::max_cost_micros(&choices.0);
         let set = self.with_plan_request(
             &r.prompt,
             r.duration_s,
@@ -140,7 +201,15 @@ impl ControlService {
             .plans
             .iter()
             .map(|p| plan_to_proto(p, uuid::Uuid::new_v4().to_string(), expires))
+            .map(|p| proto::PlanOption {
+                max_cost_usd_micros: max_cost,
+                ..p
+            })
             .collect();
+        // Remote plans: can the provider do it, and is there money for it (may mark a plan
+        // infeasible: "needed X, available Y")?
+        let mut plans = plans;
+        self.check_funds_blocking(&mut plans, &r.prompt);
         let stored: Vec<StoredPlan> = plans
             .iter()
             .map(|p| StoredPlan {
@@ -165,7 +234,7 @@ impl ControlService {
             .plans
             .with_label_values(&[set.recommended.map(|t| t.as_str()).unwrap_or("NONE")])
             .inc();
-        Ok(proto::PlanResponse {
+        let mut resp = proto::PlanResponse {
             plans,
             recommended: recommended as i32,
             recommended_plan_id,
@@ -174,10 +243,13 @@ impl ControlService {
             profile: selection.profile.name.clone(),
             profile_reason: selection.reason,
             expires_unix_ms: expires,
-        })
+        };
+        integrations::fix_recommendation(&mut resp);
+        Ok(resp)
     }
 
-    fn do_generate(&self, r: proto::GenerateRequest) -> Result<proto::Job, ControlError> {
+    /// Validates a Generate request and builds its job (not yet stored or funded).
+    fn prepare_generate(&self, r: proto::GenerateRequest) -> Result<JobRecord, ControlError> {
         let user_id = user_id(&r.user_id)?;
         if r.idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
             return Err(ControlError::invalid(
@@ -208,6 +280,7 @@ impl ControlService {
             let tier: Tier = tier_from_proto(r.tier, "tier")?;
             let selection = self.engine.catalog.resolve(&r.profile, &r.use_case)?;
             let choices = self.effective_choices(&user_id, r.constraints.as_ref(), None)?;
+            let max_cost = integrations::max_cost_micros(&choices.0);
             let plan = self.with_plan_request(
                 &r.prompt,
                 r.duration_s,
@@ -215,7 +288,11 @@ impl ControlService {
                 choices,
                 |req| estimate_plan(req, &self.prices, tier),
             )?;
-            (plan_to_proto(&plan, String::new(), 0), r.prompt.clone())
+            let plan = proto::PlanOption {
+                max_cost_usd_micros: max_cost,
+                ..plan_to_proto(&plan, String::new(), 0)
+            };
+            (plan, r.prompt.clone())
         };
         if !plan.feasible {
             return Err(ControlError::FailedPrecondition(format!(
@@ -244,14 +321,12 @@ impl ControlService {
             plan_id: plan.plan_id.clone(),
             ..Default::default()
         };
-        let rec = JobRecord {
+        Ok(JobRecord {
             job,
             plan,
             seed: r.seed,
             idempotency_key: r.idempotency_key,
-        };
-        let (job, _created) = self.engine.submit(rec)?;
-        Ok(job)
+        })
     }
 
     /// The job, if it exists and (when the request names a user) belongs to that user.
@@ -396,6 +471,65 @@ impl ControlService {
     }
 }
 
+/// Drains the node: no new jobs, health NOT_SERVING for the Control service, then waits up to
+/// `deadline` for accepted jobs. True when none is left.
+pub async fn drain_node(
+    engine: &JobEngine,
+    health: &tonic_health::server::HealthReporter,
+    deadline: std::time::Duration,
+) -> bool {
+    engine.start_drain();
+    health
+        .set_not_serving::<proto::control_server::ControlServer<ControlService>>()
+        .await;
+    engine.wait_idle(deadline).await
+}
+
+/// What this machine is, for GetNodeStatus.
+mod node {
+    use crate::proto;
+
+    pub fn host_name() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn meminfo_total_bytes() -> u64 {
+        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn cpu_model() -> String {
+        let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "cpu".into())
+    }
+
+    /// The CPU and the engines usable on it. GPU adapters are reported once GPU engines
+    /// (ONNX Runtime CUDA/TensorRT, wgpu) are wired in; a GPU is never claimed untested.
+    pub fn adapters() -> Vec<proto::Adapter> {
+        let mut engines = vec!["gstreamer".to_string()];
+        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| std::path::Path::new(&p).is_file()) {
+            engines.push("ort-cpu".into());
+        }
+        vec![proto::Adapter {
+            name: cpu_model(),
+            kind: "cpu".into(),
+            memory_bytes: meminfo_total_bytes(),
+            engines,
+        }]
+    }
+}
+
 fn validate_constraints(c: &proto::Constraints) -> Result<(), ControlError> {
     if let Some(v) = c.max_cost_usd {
         if !v.is_finite() || v < 0.0 {
@@ -468,24 +602,105 @@ fn parse_page_token(token: &str) -> Result<(i64, String), ControlError> {
     Ok((ms, id.to_string()))
 }
 
+/// A node path for Probe/Validate: absolute, so it does not depend on aiprodd's working directory.
+fn node_path(field: &str, path: &str) -> Result<std::path::PathBuf, ControlError> {
+    let p = std::path::PathBuf::from(path);
+    if path.is_empty() || !p.is_absolute() {
+        return Err(ControlError::invalid(
+            field,
+            format!("'{path}' is not an absolute path"),
+        ));
+    }
+    Ok(p)
+}
+
+fn probe_file(r: &proto::ProbeRequest) -> Result<proto::ProbeResponse, ControlError> {
+    let path = node_path("path", &r.path)?;
+    let name = if r.filename.is_empty() {
+        r.path.as_str()
+    } else {
+        r.filename.as_str()
+    };
+    let opts = aiprod_quality::ProbeOptions {
+        count_frames: r.count_frames,
+        count_packets: r.count_packets,
+    };
+    let v = aiprod_quality::probe_json_named(&path, name, &opts)?;
+    Ok(proto::ProbeResponse {
+        ffprobe_json: aiprod_quality::probe::to_ffprobe_string(&v),
+    })
+}
+
+pub fn tier_spec_name(t: proto::Tier) -> Option<&'static str> {
+    match t {
+        proto::Tier::Premium => Some("PREMIUM"),
+        proto::Tier::Balanced => Some("BALANCED"),
+        proto::Tier::Economy => Some("ECONOMY"),
+        proto::Tier::Unspecified => None,
+    }
+}
+
+fn validate_file(
+    r: &proto::ValidateRequest,
+    spec_dir: Option<&std::path::Path>,
+) -> Result<proto::ValidationReport, ControlError> {
+    let path = node_path("path", &r.path)?;
+    let tier = proto::Tier::try_from(r.tier).unwrap_or(proto::Tier::Unspecified);
+    let tier_name =
+        tier_spec_name(tier).ok_or_else(|| ControlError::invalid("tier", "required"))?;
+    if r.profile.is_empty() {
+        return Err(ControlError::invalid("profile", "required"));
+    }
+    let spec = aiprod_quality::spec::QualitySpec::load_or_builtin(spec_dir, &r.profile, tier_name)
+        .map_err(|e| ControlError::invalid("profile", e.to_string()))?;
+    let opts = aiprod_quality::spec::ValidateOptions {
+        expected_duration_s: (r.expected_duration_s > 0.0).then_some(r.expected_duration_s),
+        reference: if r.reference_path.is_empty() {
+            None
+        } else {
+            Some(node_path("reference_path", &r.reference_path)?)
+        },
+    };
+    let report = aiprod_quality::spec::validate_with_spec(&path, &spec, &opts)?;
+    Ok(crate::jobs::receipt::validation_to_proto(
+        &report,
+        tier,
+        &r.profile.to_ascii_uppercase(),
+    ))
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::JobEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Control for ControlService {
     async fn plan(&self, req: Request<proto::PlanRequest>) -> RpcResult<proto::PlanResponse> {
         let t = Instant::now();
-        self.answer("Plan", t, self.do_plan(req.into_inner()))
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => {
+                let me = self.clone_handle();
+                // Plan may call providers (balances): off the async workers.
+                tokio::task::spawn_blocking(move || me.do_plan(r))
+                    .await
+                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("plan task: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        self.answer("Plan", t, result)
     }
 
     async fn generate(&self, req: Request<proto::GenerateRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
-        self.answer("Generate", t, self.do_generate(req.into_inner()))
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => self.do_generate(r).await,
+            Err(e) => Err(e),
+        };
+        self.answer("Generate", t, result)
     }
 
     async fn get_job(&self, req: Request<proto::GetJobRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
-        let r = req.into_inner();
-        self.answer("GetJob", t, self.visible_job(&r.job_id, &r.user_id))
+        let result = crate::auth::scoped(req).and_then(|r| self.visible_job(&r.job_id, &r.user_id));
+        self.answer("GetJob", t, result)
     }
 
     async fn list_jobs(
@@ -493,7 +708,8 @@ impl Control for ControlService {
         req: Request<proto::ListJobsRequest>,
     ) -> RpcResult<proto::ListJobsResponse> {
         let t = Instant::now();
-        self.answer("ListJobs", t, self.do_list(req.into_inner()))
+        let result = crate::auth::scoped(req).and_then(|r| self.do_list(r));
+        self.answer("ListJobs", t, result)
     }
 
     type WatchJobStream = EventStream;
@@ -503,7 +719,10 @@ impl Control for ControlService {
         req: Request<proto::WatchJobRequest>,
     ) -> RpcResult<Self::WatchJobStream> {
         let t = Instant::now();
-        let r = req.into_inner();
+        let r = match crate::auth::scoped(req) {
+            Ok(r) => r,
+            Err(e) => return self.answer("WatchJob", t, Err(e)),
+        };
         // Subscribe before reading the job so no transition falls in between.
         let mut events = self.engine.subscribe();
         let first = match self.visible_job(&r.job_id, &r.user_id) {
@@ -558,9 +777,8 @@ impl Control for ControlService {
 
     async fn cancel_job(&self, req: Request<proto::CancelJobRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
-        let r = req.into_inner();
-        let result = self
-            .visible_job(&r.job_id, &r.user_id)
+        let result = crate::auth::scoped(req)
+            .and_then(|r| self.visible_job(&r.job_id, &r.user_id))
             .and_then(|j| self.engine.cancel(&j.job_id).map_err(Into::into));
         self.answer("CancelJob", t, result)
     }
@@ -570,18 +788,19 @@ impl Control for ControlService {
         req: Request<proto::GetReceiptRequest>,
     ) -> RpcResult<proto::Receipt> {
         let t = Instant::now();
-        let r = req.into_inner();
-        let result = self.visible_job(&r.job_id, &r.user_id).and_then(|j| {
-            self.engine.store.get_receipt(&j.job_id)?.ok_or_else(|| {
-                ControlError::FailedPrecondition(format!(
-                    "job {} has no receipt yet: it is {}",
-                    j.job_id,
-                    crate::telemetry::state_label(
-                        JobState::try_from(j.state).unwrap_or(JobState::Unspecified)
-                    )
-                ))
-            })
-        });
+        let result = crate::auth::scoped(req)
+            .and_then(|r| self.visible_job(&r.job_id, &r.user_id))
+            .and_then(|j| {
+                self.engine.store.get_receipt(&j.job_id)?.ok_or_else(|| {
+                    ControlError::FailedPrecondition(format!(
+                        "job {} has no receipt yet: it is {}",
+                        j.job_id,
+                        crate::telemetry::state_label(
+                            JobState::try_from(j.state).unwrap_or(JobState::Unspecified)
+                        )
+                    ))
+                })
+            });
         self.answer("GetReceipt", t, result)
     }
 
@@ -590,7 +809,8 @@ impl Control for ControlService {
         req: Request<proto::GetUsageRequest>,
     ) -> RpcResult<proto::GetUsageResponse> {
         let t = Instant::now();
-        self.answer("GetUsage", t, self.do_usage(req.into_inner()))
+        let result = crate::auth::scoped(req).and_then(|r| self.do_usage(r));
+        self.answer("GetUsage", t, result)
     }
 
     async fn set_preferences(
@@ -598,11 +818,130 @@ impl Control for ControlService {
         req: Request<proto::SetPreferencesRequest>,
     ) -> RpcResult<proto::UserPreferences> {
         let t = Instant::now();
+        let result = crate::auth::scoped(req).and_then(|r| self.do_set_preferences(r));
+        self.answer("SetPreferences", t, result)
+    }
+
+    async fn get_node_status(
+        &self,
+        _req: Request<proto::GetNodeStatusRequest>,
+    ) -> RpcResult<proto::NodeStatus> {
+        let t = Instant::now();
+        self.answer("GetNodeStatus", t, Ok(self.node_status()))
+    }
+
+    async fn drain(&self, req: Request<proto::DrainRequest>) -> RpcResult<proto::DrainResponse> {
+        let t = Instant::now();
+        if let Err(e) = crate::auth::require_admin(&req) {
+            return self.answer("Drain", t, Err(e));
+        }
+        let r = req.into_inner();
+        if !r.deadline_s.is_finite() || r.deadline_s < 0.0 {
+            return self.answer(
+                "Drain",
+                t,
+                Err(ControlError::invalid("deadline_s", "must be >= 0")),
+            );
+        }
+        let deadline_s = if r.deadline_s > 0.0 {
+            r.deadline_s
+        } else {
+            self.engine.config.drain_deadline_s
+        };
+        let drained = if r.wait {
+            drain_node(
+                &self.engine,
+                &self.health,
+                std::time::Duration::from_secs_f64(deadline_s),
+            )
+            .await
+        } else {
+            drain_node(&self.engine, &self.health, std::time::Duration::ZERO).await
+        };
+        let (queued, running) = self.engine.load();
         self.answer(
-            "SetPreferences",
+            "Drain",
             t,
-            self.do_set_preferences(req.into_inner()),
+            Ok(proto::DrainResponse {
+                drained,
+                running_jobs: running as u32,
+                queue_depth: queued as u32,
+            }),
         )
+    }
+
+    async fn create_webhook(
+        &self,
+        req: Request<proto::CreateWebhookRequest>,
+    ) -> RpcResult<proto::WebhookSubscription> {
+        let t = Instant::now();
+        let result = self.create_webhook_for(req).await;
+        self.answer("CreateWebhook", t, result)
+    }
+
+    async fn list_webhooks(
+        &self,
+        req: Request<proto::ListWebhooksRequest>,
+    ) -> RpcResult<proto::ListWebhooksResponse> {
+        let t = Instant::now();
+        let result = self.list_webhooks_for(req);
+        self.answer("ListWebhooks", t, result)
+    }
+
+    async fn delete_webhook(
+        &self,
+        req: Request<proto::DeleteWebhookRequest>,
+    ) -> RpcResult<proto::DeleteWebhookResponse> {
+        let t = Instant::now();
+        let result = self.delete_webhook_for(req);
+        self.answer("DeleteWebhook", t, result)
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        req: Request<proto::ListWebhookDeliveriesRequest>,
+    ) -> RpcResult<proto::ListWebhookDeliveriesResponse> {
+        let t = Instant::now();
+        let result = self.webhook_deliveries_for(req);
+        self.answer("ListWebhookDeliveries", t, result)
+    }
+
+    async fn probe(&self, req: Request<proto::ProbeRequest>) -> RpcResult<proto::ProbeResponse> {
+        let t = Instant::now();
+        // Reads any file aiprodd can read: with auth on, admin tenants only.
+        let result = match crate::auth::require_admin(&req) {
+            Ok(()) => {
+                let r = req.into_inner();
+                tokio::task::spawn_blocking(move || probe_file(&r))
+                    .await
+                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("probe task: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        self.answer("Probe", t, result)
+    }
+
+    async fn validate(
+        &self,
+        req: Request<proto::ValidateRequest>,
+    ) -> RpcResult<proto::ValidationReport> {
+        let t = Instant::now();
+        let result = match crate::auth::require_admin(&req) {
+            Ok(()) => {
+                let r = req.into_inner();
+                let spec_dir = self
+                    .engine
+                    .config
+                    .profiles_dir
+                    .as_ref()
+                    .map(|d| d.join("quality"));
+                tokio::task::spawn_blocking(move || validate_file(&r, spec_dir.as_deref()))
+                    .await
+                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("validate task: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        self.answer("Validate", t, result)
     }
 
     async fn get_preferences(
@@ -610,17 +949,18 @@ impl Control for ControlService {
         req: Request<proto::GetPreferencesRequest>,
     ) -> RpcResult<proto::UserPreferences> {
         let t = Instant::now();
-        let r = req.into_inner();
-        let result = user_id(&r.user_id).and_then(|u| {
-            Ok(self
-                .engine
-                .store
-                .get_preferences(&u)?
-                .unwrap_or(proto::UserPreferences {
-                    user_id: u,
-                    ..Default::default()
-                }))
-        });
+        let result = crate::auth::scoped(req)
+            .and_then(|r| user_id(&r.user_id))
+            .and_then(|u| {
+                Ok(self
+                    .engine
+                    .store
+                    .get_preferences(&u)?
+                    .unwrap_or(proto::UserPreferences {
+                        user_id: u,
+                        ..Default::default()
+                    }))
+            });
         self.answer("GetPreferences", t, result)
     }
 }

@@ -7,12 +7,12 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aiprod_planner::{Calibration, NodeRates, ProfileCatalog};
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::{broadcast, Notify, Semaphore};
 
 use crate::backends::{BackendError, Backends, GenerationRequest};
 use crate::config::Config;
@@ -40,6 +40,38 @@ pub enum JobError {
     NotFound(String),
     #[error("job {job_id} is already {state}")]
     AlreadyFinal { job_id: String, state: &'static str },
+    #[error("this node is draining and takes no new jobs; retry on another node")]
+    Draining,
+    #[error("the job queue is full ({max} jobs waiting); retry later or on another node")]
+    QueueFull { max: usize },
+    #[error("user {user_id} already has {max} queued or running jobs (the per-user limit)")]
+    UserQuota { user_id: String, max: usize },
+    #[error("only {free_bytes} bytes free in {}; jobs need at least {min_bytes}", path.display())]
+    DiskLow {
+        path: PathBuf,
+        free_bytes: u64,
+        min_bytes: u64,
+    },
+}
+
+/// (free, total) bytes of the file system holding `path`.
+pub fn disk_space(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte")
+    })?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: c_path is a valid C string and st points to writable memory of the right type.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let st = unsafe { st.assume_init() };
+    // fsblkcnt_t/c_ulong are 32-bit on some targets; the casts are no-ops on x86_64.
+    #[allow(clippy::unnecessary_cast)]
+    let (frsize, bavail, blocks) = (st.f_frsize as u64, st.f_bavail as u64, st.f_blocks as u64);
+    Ok((bavail * frsize, blocks * frsize))
 }
 
 /// Whether a state is final.
@@ -63,6 +95,14 @@ pub struct JobEngine {
     events: broadcast::Sender<proto::JobEvent>,
     controls: Mutex<HashMap<String, Arc<JobControl>>>,
     slots: Arc<Semaphore>,
+    /// Set by Drain/SIGTERM: no new jobs are admitted.
+    draining: AtomicBool,
+    /// Jobs accepted and waiting for a slot, and jobs running now.
+    queued: AtomicUsize,
+    running: AtomicUsize,
+    /// Woken whenever a job task ends (drain waits on it).
+    job_ended: Notify,
+    started_at: Instant,
 }
 
 /// The in-process handle of a job that has a task: cancel flag and whether its run began.
@@ -101,6 +141,11 @@ impl JobEngine {
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         Ok(Self {
             slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
+            draining: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            job_ended: Notify::new(),
+            started_at: Instant::now(),
             store,
             config,
             catalog,
@@ -115,6 +160,26 @@ impl JobEngine {
 
     pub fn backend_names(&self) -> Vec<&'static str> {
         self.backends.names()
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// Before a job exists: can the plan's backend generate it, within the plan's cost cap,
+    /// with the credits or budget left? Blocking (may call the provider); nothing is spent.
+    pub fn preflight(
+        &self,
+        plan: &proto::PlanOption,
+        prompt: &str,
+        seed: u64,
+    ) -> Result<crate::backends::Quote, BackendError> {
+        let backend = self.backends.get(&plan.backend)?;
+        let Some(profile) = self.catalog.get(&plan.profile) else {
+            // The job fails with a clear message when it runs; nothing to check here.
+            return Ok(crate::backends::Quote::free());
+        };
+        backend.preflight(&generation_request("", prompt, seed, plan, profile))
     }
 
     /// A snapshot of the calibration for the planner.
@@ -215,15 +280,20 @@ impl JobEngine {
 
     fn spawn(self: &Arc<Self>, job_id: String) {
         let engine = Arc::clone(self);
+        self.queued.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let permit = match Arc::clone(&engine.slots).acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return, // the semaphore is closed only at shutdown
+            let permit = Arc::clone(&engine.slots).acquire_owned().await;
+            engine.queued.fetch_sub(1, Ordering::SeqCst);
+            let Ok(permit) = permit else {
+                return; // the semaphore is closed only at shutdown
             };
+            engine.running.fetch_add(1, Ordering::SeqCst);
             let worker = Arc::clone(&engine);
             let id = job_id.clone();
             let res = tokio::task::spawn_blocking(move || worker.run(&id)).await;
             drop(permit);
+            engine.running.fetch_sub(1, Ordering::SeqCst);
+            engine.job_ended.notify_waiters();
             if let Err(e) = res {
                 tracing::error!(job_id = %job_id, "job task panicked: {e}");
             }
@@ -233,6 +303,96 @@ impl JobEngine {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&job_id);
         });
+    }
+
+    /// (queued, running) jobs of this process.
+    pub fn load(&self) -> (usize, usize) {
+        (
+            self.queued.load(Ordering::SeqCst),
+            self.running.load(Ordering::SeqCst),
+        )
+    }
+
+    pub fn uptime_s(&self) -> f64 {
+        self.started_at.elapsed().as_secs_f64()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stops admitting jobs; accepted ones go on.
+    pub fn start_drain(&self) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            let (queued, running) = self.load();
+            tracing::info!(
+                queued,
+                running,
+                "draining: no new jobs; accepted jobs finish"
+            );
+        }
+    }
+
+    /// Waits until no accepted job is left or `deadline` passes; true when idle.
+    pub async fn wait_idle(&self, deadline: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let ended = self.job_ended.notified();
+            if self.load() == (0, 0) {
+                return true;
+            }
+            // Re-check at least every second: a count can change without a notification
+            // racing past us between the load and the wait.
+            let step = until.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+            if tokio::time::timeout_at(step, ended).await.is_err()
+                && tokio::time::Instant::now() >= until
+            {
+                return self.load() == (0, 0);
+            }
+        }
+    }
+
+    /// Admission control for a new job of `user_id`: draining, queue bound, per-user quota,
+    /// free disk. Nothing is written when it refuses.
+    pub fn admit(&self, user_id: &str) -> Result<(), JobError> {
+        if self.is_draining() {
+            return Err(JobError::Draining);
+        }
+        let (queued, _) = self.load();
+        if queued >= self.config.max_queued_jobs {
+            return Err(JobError::QueueFull {
+                max: self.config.max_queued_jobs,
+            });
+        }
+        if self.config.max_jobs_per_user > 0 {
+            let active = self.store.count_active_jobs(user_id)?;
+            if active >= self.config.max_jobs_per_user {
+                return Err(JobError::UserQuota {
+                    user_id: user_id.into(),
+                    max: self.config.max_jobs_per_user,
+                });
+            }
+        }
+        self.check_disk()
+    }
+
+    /// Refuses when the data directory has less than the configured free space.
+    fn check_disk(&self) -> Result<(), JobError> {
+        match disk_space(&self.config.data_dir) {
+            Ok((free, _)) if free < self.config.min_free_disk_bytes => Err(JobError::DiskLow {
+                path: self.config.data_dir.clone(),
+                free_bytes: free,
+                min_bytes: self.config.min_free_disk_bytes,
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read free space of {}: {e}",
+                    self.config.data_dir.display()
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Sends an event to watchers and writes nothing.
@@ -324,31 +484,28 @@ impl JobEngine {
         })?;
         let generated_path = dir.join("generated.mp4");
         let output_path = dir.join(format!("output.{}", profile.container));
-        let gen_res = plan.generated_resolution.unwrap_or_default();
 
         // GENERATING (skipped when a complete file survives from an interrupted run: files
         // appear under their final name only once complete).
         if cancel.load(Ordering::SeqCst) {
             return Err(RunEnd::Cancelled);
         }
+        // A full disk fails the job here, before anything is written.
+        self.check_disk()
+            .map_err(|e| RunEnd::Failed(e.to_string()))?;
         self.set_state(job, JobState::Generating, "generate", PROGRESS_GENERATE.0);
         if generated_path.is_file() {
             tracing::info!(job_id = %job.job_id, "generated footage already on disk; skipping generation");
+            // An earlier run paid for it: the receipt still shows the provider's charge.
+            if let Ok(backend) = self.backends.get(&plan.backend) {
+                measured.record_provider_spend(backend.spent(&job.job_id));
+            }
         } else {
             let backend = self
                 .backends
                 .get(&plan.backend)
                 .map_err(|e| RunEnd::Failed(e.to_string()))?;
-            let req = GenerationRequest {
-                prompt: job.prompt.clone(),
-                seed: rec.seed,
-                model: plan.model.clone(),
-                width: gen_res.width,
-                height: gen_res.height,
-                fps_num: profile.fps_num,
-                fps_den: profile.fps_den,
-                duration_s: plan.duration_s,
-            };
+            let req = generation_request(&job.job_id, &job.prompt, rec.seed, plan, &profile);
             let started = Instant::now();
             let mut on_progress =
                 self.progress_reporter(job.clone(), "generate", PROGRESS_GENERATE);
@@ -363,23 +520,24 @@ impl JobEngine {
                     });
                     measured.provider_charge_usd_micros = g.provider_charge_usd_micros;
                     measured.provider_task_id = g.provider_task_id;
+                    measured.provider_billed_units = g.billed_units;
+                    measured.provider_billed_unit = g.billed_unit;
+                    measured.generated_sha256 = g.sha256;
                     self.observe_stage("generate", &plan.backend, wall_s, g.frames_per_s);
                 }
-                Err(BackendError::Cancelled) => {
-                    measured.generate = Some(StageRun {
-                        wall_s,
-                        compute_s: wall_s,
-                        frames_per_s: 0.0,
-                    });
-                    return Err(RunEnd::Cancelled);
-                }
                 Err(e) => {
+                    // A remote backend's wait is the provider's time, not this node's compute;
+                    // what the provider charged before failing comes from its ledger.
                     measured.generate = Some(StageRun {
                         wall_s,
-                        compute_s: wall_s,
+                        compute_s: if plan.backend == "local" { wall_s } else { 0.0 },
                         frames_per_s: 0.0,
                     });
-                    return Err(RunEnd::Failed(e.to_string()));
+                    measured.record_provider_spend(backend.spent(&job.job_id));
+                    return Err(match e {
+                        BackendError::Cancelled => RunEnd::Cancelled,
+                        e => RunEnd::Failed(e.to_string()),
+                    });
                 }
             }
         }
@@ -392,16 +550,26 @@ impl JobEngine {
         let spec = output_spec(&profile);
         let started = Instant::now();
         let mut on_progress = self.progress_reporter(job.clone(), "process", PROGRESS_PROCESS);
-        let result = pipeline::process(
+        let upscale = realesrgan_upscale(plan);
+        let result = pipeline::process_upscaled(
             &generated_path,
             &output_path,
             &spec,
+            upscale.as_ref(),
             &mut on_progress,
             cancel,
         );
         let wall_s = started.elapsed().as_secs_f64();
         match result {
-            Ok(stats) => {
+            Ok((stats, upscaled)) => {
+                if let Some(u) = upscaled {
+                    measured.upscale = Some(StageRun {
+                        wall_s: u.busy_s,
+                        compute_s: u.busy_s,
+                        frames_per_s: u.frames as f64 / u.busy_s.max(f64::MIN_POSITIVE),
+                    });
+                    measured.upscale_on_gpu = u.on_gpu;
+                }
                 measured.process = Some(StageRun {
                     wall_s,
                     compute_s: wall_s,
@@ -452,6 +620,57 @@ impl JobEngine {
                 "validation: {}",
                 problems.join("; ")
             )));
+        }
+        // The QualitySpec of the job's tier and profile: every check goes into the receipt, and
+        // any failed check fails the job with the report.
+        let tier = proto::Tier::try_from(plan.tier).unwrap_or(proto::Tier::Unspecified);
+        if let Some(tier_name) = crate::control::tier_spec_name(tier) {
+            let spec_dir = self.config.profiles_dir.as_ref().map(|d| d.join("quality"));
+            match aiprod_quality::spec::QualitySpec::load_or_builtin(
+                spec_dir.as_deref(),
+                &plan.profile,
+                tier_name,
+            ) {
+                Ok(spec) => {
+                    let started = Instant::now();
+                    let opts = aiprod_quality::spec::ValidateOptions {
+                        expected_duration_s: Some(plan.duration_s),
+                        reference: None,
+                    };
+                    let report =
+                        aiprod_quality::spec::validate_with_spec(&output_path, &spec, &opts);
+                    let qc_s = started.elapsed().as_secs_f64();
+                    if let Some(v) = measured.validate.as_mut() {
+                        v.wall_s += qc_s;
+                        v.compute_s += qc_s;
+                    }
+                    let report = report.map_err(|e| RunEnd::Failed(format!("validation: {e}")))?;
+                    let report = receipt::validation_to_proto(&report, tier, &plan.profile);
+                    measured.validation = Some(report.clone());
+                    // The local backend renders synthetic footage (a still look and a test tone):
+                    // its content checks are reported, only its format checks fail the job.
+                    let enforced = |name: &str| {
+                        plan.backend != "local" || aiprod_quality::spec::is_format_check(name)
+                    };
+                    if report.checks.iter().any(|c| !c.pass && enforced(&c.name)) {
+                        let failed: Vec<String> = report
+                            .checks
+                            .iter()
+                            .filter(|c| !c.pass && enforced(&c.name))
+                            .map(|c| {
+                                format!("{} {} (threshold {})", c.name, c.measured, c.threshold)
+                            })
+                            .collect();
+                        return Err(RunEnd::Failed(format!(
+                            "validation failed: {}",
+                            failed.join("; ")
+                        )));
+                    }
+                }
+                // A profile without a QualitySpec (an operator's own) is checked against the
+                // profile only, above.
+                Err(e) => tracing::info!(profile = %plan.profile, "no QualitySpec: {e}"),
+            }
         }
         // The intermediate footage is not part of the deliverable; free the disk.
         let _ = std::fs::remove_file(&generated_path);
@@ -552,7 +771,55 @@ impl JobEngine {
     }
 }
 
+/// What a plan asks its backend to generate.
+pub fn generation_request(
+    job_id: &str,
+    prompt: &str,
+    seed: u64,
+    plan: &proto::PlanOption,
+    profile: &aiprod_planner::ResolutionProfile,
+) -> GenerationRequest {
+    let gen_res = plan.generated_resolution.unwrap_or_default();
+    GenerationRequest {
+        job_id: job_id.to_string(),
+        prompt: prompt.to_string(),
+        seed,
+        model: plan.model.clone(),
+        width: gen_res.width,
+        height: gen_res.height,
+        fps_num: profile.fps_num,
+        fps_den: profile.fps_den,
+        duration_s: plan.duration_s,
+        max_charge_usd_micros: receipt::provider_charge_cap(plan),
+    }
+}
+
 /// The encoder settings for a resolution profile.
+/// Engines of pricing.toml's `[[upscalers]]` that the pipeline runs as Real-ESRGAN
+/// (`aiprodupscale`); any other engine keeps the GStreamer scaler. `-cpu` pins the CPU.
+const REALESRGAN_ENGINE: &str = "aiprod/realesrgan";
+/// The model those entries price (their `detail`), from models/registry.toml.
+const REALESRGAN_MODEL: &str = "realesr-animevideov3";
+
+/// The Real-ESRGAN upscale of a plan, when its upscale step is one.
+pub fn realesrgan_upscale(plan: &proto::PlanOption) -> Option<pipeline::UpscaleSpec> {
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.kind == "upscale" && s.scale > 1)?;
+    let device = match step.engine.strip_prefix(REALESRGAN_ENGINE)? {
+        "" => "auto",
+        "-cpu" => "cpu",
+        _ => return None,
+    };
+    Some(pipeline::UpscaleSpec {
+        model: REALESRGAN_MODEL.to_string(),
+        scale: step.scale,
+        device: device.to_string(),
+        models_dir: None,
+    })
+}
+
 pub fn output_spec(p: &aiprod_planner::ResolutionProfile) -> OutputSpec {
     use pipeline::{AudioFormat, Container, ScaleMethod, VideoFormat};
     OutputSpec {

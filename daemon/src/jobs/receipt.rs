@@ -22,10 +22,47 @@ pub struct Measured {
     pub generate: Option<StageRun>,
     pub process: Option<StageRun>,
     pub validate: Option<StageRun>,
+    /// The Real-ESRGAN element's own busy time inside `process` (None: GStreamer scaler).
+    pub upscale: Option<StageRun>,
+    pub upscale_on_gpu: bool,
     pub provider_charge_usd_micros: i64,
     pub provider_task_id: String,
+    /// What the provider billed in its own unit ("credits", "s", "predict_s").
+    pub provider_billed_units: f64,
+    pub provider_billed_unit: String,
+    /// SHA-256 of the footage as downloaded from the provider.
+    pub generated_sha256: String,
     pub output_bytes: u64,
     pub probe: Option<proto::ProbeSummary>,
+    /// The VALIDATING stage's QualitySpec report.
+    pub validation: Option<proto::ValidationReport>,
+}
+
+impl Measured {
+    /// Takes what the ledger says a provider charged (generation failed, or an earlier run
+    /// generated the footage).
+    pub fn record_provider_spend(&mut self, spend: Option<crate::backends::remote::Spend>) {
+        if let Some(s) = spend {
+            self.provider_charge_usd_micros = s.usd_micros;
+            self.provider_task_id = s.task_id;
+            self.provider_billed_units = s.units;
+            self.provider_billed_unit = s.unit;
+        }
+    }
+}
+
+/// The most a job's provider may charge: the plan's `max_cost_usd` less the plan's estimate of
+/// everything else (compute, storage, egress). None when the plan had no cost limit.
+pub fn provider_charge_cap(plan: &proto::PlanOption) -> Option<i64> {
+    (plan.max_cost_usd_micros > 0).then(|| {
+        let others: i64 = plan
+            .cost_breakdown
+            .iter()
+            .filter(|c| c.item != "generation")
+            .map(|c| c.usd_micros)
+            .sum();
+        (plan.max_cost_usd_micros - others).max(0)
+    })
 }
 
 /// USD per hour × seconds, in micro-USD, rounded to the nearest micro.
@@ -90,12 +127,11 @@ pub fn observations(plan: &proto::PlanOption, m: &Measured) -> Vec<Observation> 
         for kind in ["upscale", "encode"] {
             let est = step_time(plan, kind);
             if est > 0.0 {
-                out.push(obs(
-                    "local",
-                    kind,
-                    est,
-                    p.wall_s * process_share(plan, kind),
-                ));
+                let actual = match (kind, m.upscale) {
+                    ("upscale", Some(u)) => u.wall_s,
+                    _ => p.wall_s * process_share(plan, kind),
+                };
+                out.push(obs("local", kind, est, actual));
             }
         }
     }
@@ -140,11 +176,39 @@ pub fn build(
                 m.provider_charge_usd_micros,
                 if m.provider_task_id.is_empty() {
                     "provider charge (none for the local backend)".to_string()
-                } else {
+                } else if m.provider_billed_unit.is_empty() {
                     format!("provider charge, task {}", m.provider_task_id)
+                } else {
+                    format!(
+                        "provider charge: {} {} billed for task {}",
+                        m.provider_billed_units, m.provider_billed_unit, m.provider_task_id
+                    )
                 },
             ),
             "compute.generate" => measured_line(cpu(m.generate, 1.0), rate, "generation"),
+            "compute.upscale" if m.upscale.is_some() => {
+                let up_rate = if m.upscale_on_gpu {
+                    node.gpu_usd_per_hour
+                } else {
+                    rate
+                };
+                let run = m
+                    .upscale
+                    .map(|r| (compute_cost_micros(r.compute_s, up_rate), r.compute_s));
+                measured_line(run, up_rate, "Real-ESRGAN (aiprodupscale busy time)")
+            }
+            "compute.encode" if m.upscale.is_some() => {
+                let up_s = m.upscale.map_or(0.0, |u| u.compute_s);
+                let rest = m.process.map(|p| StageRun {
+                    compute_s: (p.compute_s - up_s).max(0.0),
+                    ..p
+                });
+                measured_line(
+                    cpu(rest, 1.0),
+                    rate,
+                    "processing pipeline less the upscaler",
+                )
+            }
             "compute.upscale" => measured_line(
                 cpu(m.process, process_share(plan, "upscale")),
                 rate,
@@ -185,14 +249,22 @@ pub fn build(
         ),
         ("validate", step_time(plan, "qc"), m.validate),
     ];
-    for (stage, est, run) in stage_defs {
+    let upscale_stage = m
+        .upscale
+        .map(|u| ("upscale", step_time(plan, "upscale"), Some(u)));
+    for (stage, est, run) in stage_defs.into_iter().chain(upscale_stage) {
         stages.push(proto::StageTime {
             stage: stage.into(),
             estimated_s: est,
             actual_s: run.map_or(0.0, |r| r.wall_s),
         });
     }
-    let actual_time_s = stages.iter().map(|s| s.actual_s).sum();
+    // "upscale" runs inside "process" (overlapped), so it is not added again
+    let actual_time_s = stages
+        .iter()
+        .filter(|s| s.stage != "upscale")
+        .map(|s| s.actual_s)
+        .sum();
     proto::Receipt {
         job_id: job.job_id.clone(),
         user_id: job.user_id.clone(),
@@ -221,6 +293,35 @@ pub fn build(
         } else {
             0.0
         },
+        provider_task_id: m.provider_task_id.clone(),
+        provider_billed_units: m.provider_billed_units,
+        provider_billed_unit: m.provider_billed_unit.clone(),
+        generated_sha256: m.generated_sha256.clone(),
+        validation: m.validation.clone(),
+    }
+}
+
+/// The receipt's (and Validate RPC's) form of a validation report.
+pub fn validation_to_proto(
+    r: &aiprod_quality::spec::ValidationReport,
+    tier: proto::Tier,
+    profile: &str,
+) -> proto::ValidationReport {
+    proto::ValidationReport {
+        path: r.file.clone(),
+        tier: tier as i32,
+        profile: profile.to_string(),
+        passed: r.passed,
+        checks: r
+            .checks
+            .iter()
+            .map(|c| proto::QualityCheck {
+                name: c.name.clone(),
+                measured: c.measured.clone(),
+                threshold: c.threshold.clone(),
+                pass: c.pass,
+            })
+            .collect(),
     }
 }
 

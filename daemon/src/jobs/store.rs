@@ -3,6 +3,7 @@
 //! SIGKILL leaves either the old row or the new one, never half of it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use aiprod_planner::CalibrationEntry;
@@ -11,8 +12,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::proto;
 
+/// How often expired plans are deleted (at most), in ms.
+const PLAN_EXPIRY_INTERVAL_MS: i64 = 60_000;
+
 /// Schema version written to `PRAGMA user_version`; bump with a migration step below.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// Store errors carry which operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,8 @@ pub struct UsageRow {
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// When expired plans were last deleted (Unix ms).
+    last_plan_expiry_ms: AtomicI64,
 }
 
 impl Store {
@@ -127,12 +133,22 @@ impl Store {
         if version < 1 {
             conn.execute_batch(SCHEMA_V1)
                 .map_err(sql("create schema"))?;
+        }
+        if version < 2 {
+            // v2: the provider ledger (remote backends) and the webhook outbox.
+            conn.execute_batch(crate::backends::ledger::SCHEMA_V2)
+                .map_err(sql("migrate schema to v2 (provider ledger)"))?;
+            conn.execute_batch(crate::webhooks::outbox::SCHEMA_V2)
+                .map_err(sql("migrate schema to v2 (webhook outbox)"))?;
+        }
+        if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(sql("write schema version"))?;
         }
         Ok(Self {
             conn: Mutex::new(conn),
             path,
+            last_plan_expiry_ms: AtomicI64::new(0),
         })
     }
 
@@ -147,6 +163,15 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` on the connection: for the modules that own tables of their own
+    /// (backends::ledger, webhooks::outbox) and keep their SQL next to their logic.
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut self.conn())
+    }
+
     // ---- plans ---------------------------------------------------------------------------
 
     pub fn insert_plans(
@@ -156,19 +181,37 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sql("begin insert plans"))?;
-        for p in plans {
-            tx.execute(
-                "INSERT INTO plans (plan_id, user_id, prompt, plan, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![p.plan.plan_id, p.user_id, p.prompt, p.plan.encode_to_vec(), created_unix_ms, p.expires_unix_ms],
-            )
-            .map_err(sql("insert plan"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO plans (plan_id, user_id, prompt, plan, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql("prepare insert plan"))?;
+            for p in plans {
+                insert
+                    .execute(params![
+                        p.plan.plan_id,
+                        p.user_id,
+                        p.prompt,
+                        p.plan.encode_to_vec(),
+                        created_unix_ms,
+                        p.expires_unix_ms
+                    ])
+                    .map_err(sql("insert plan"))?;
+            }
         }
-        // Expired plans are of no use to anyone; drop them while we are here.
-        tx.execute(
-            "DELETE FROM plans WHERE expires_ms < ?1",
-            params![created_unix_ms],
-        )
-        .map_err(sql("expire plans"))?;
+        // Expired plans are of no use to anyone; drop them now and then (not on every call:
+        // under load that delete would dominate Plan's cost).
+        let last = self.last_plan_expiry_ms.load(Ordering::Relaxed);
+        if created_unix_ms - last >= PLAN_EXPIRY_INTERVAL_MS {
+            self.last_plan_expiry_ms
+                .store(created_unix_ms, Ordering::Relaxed);
+            tx.execute(
+                "DELETE FROM plans WHERE expires_ms < ?1",
+                params![created_unix_ms],
+            )
+            .map_err(sql("expire plans"))?;
+        }
         tx.commit().map_err(sql("commit plans"))
     }
 
@@ -245,8 +288,30 @@ impl Store {
             ],
         )
         .map_err(sql("insert job"))?;
+        // The webhook event is written with the job (transactional outbox): neither exists
+        // without the other, whatever kills the process.
+        crate::webhooks::outbox::enqueue_job_created_tx(&tx, &rec.job)?;
         tx.commit().map_err(sql("commit job"))?;
         Ok((rec.clone(), true))
+    }
+
+    /// The job `(user_id, idempotency_key)` already names, if any.
+    pub fn find_idempotent_job(
+        &self,
+        user_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if idempotency_key.is_empty() {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT job_id FROM jobs WHERE user_id = ?1 AND idempotency_key = ?2",
+            params![user_id, idempotency_key],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("find idempotent job"))
     }
 
     /// Writes the job's proto view (state, progress, ...) as it is now.
@@ -355,6 +420,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Jobs of `user_id` that are not finished (queued or running).
+    pub fn count_active_jobs(&self, user_id: &str) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE user_id = ?1 AND state IN (?2, ?3, ?4, ?5)",
+                params![
+                    user_id,
+                    proto::JobState::Queued as i32,
+                    proto::JobState::Generating as i32,
+                    proto::JobState::Processing as i32,
+                    proto::JobState::Validating as i32
+                ],
+                |r| r.get(0),
+            )
+            .map_err(sql("count active jobs"))?;
+        Ok(n.max(0) as usize)
+    }
+
     /// Counts of jobs per state, for the jobs-by-state gauge at start.
     pub fn count_by_state(&self) -> Result<Vec<(i32, i64)>, StoreError> {
         let conn = self.conn();
@@ -424,6 +508,7 @@ impl Store {
             )
             .map_err(sql("insert ledger line"))?;
         }
+        crate::webhooks::outbox::enqueue_job_finished_tx(&tx, job, receipt)?;
         tx.commit().map_err(sql("commit finish job"))
     }
 
@@ -641,6 +726,7 @@ CREATE TABLE IF NOT EXISTS plans (
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS plans_expires ON plans (expires_ms);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use look::Look;
-pub use process::{process, process_with};
+pub use process::{process, process_upscaled, process_with, UpscaleSpec, UpscaleStats};
 pub use render::{render_local, render_local_with};
 
 /// What the local backend renders: footage for `prompt`, deterministic per `prompt` + `seed`.

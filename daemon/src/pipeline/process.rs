@@ -9,6 +9,11 @@
 //!
 //! The input is discovered first (Discoverer), so a file that is not media fails with a clear
 //! error naming it before any pipeline exists, and whether to add silence is known up front.
+//!
+//! With an [`UpscaleSpec`] (plans whose upscale step is Real-ESRGAN), the frames go through
+//! `videoconvert ! RGB ! aiprodupscale ! queue` (gst-plugin-aiprod) after the frame rate and
+//! before the scale, which then only fits the upscaled frame to the profile; the queues let
+//! decode, upscale and encode run at the same time.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -42,6 +47,56 @@ const X264_PRESET: &str = "fast";
 /// Audio samples per buffer of generated silence.
 const SILENCE_SAMPLES_PER_BUFFER: i32 = 1024;
 
+/// Real-ESRGAN in the processing pipeline (element `aiprodupscale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpscaleSpec {
+    /// Registry name (models/registry.toml).
+    pub model: String,
+    pub scale: u32,
+    /// auto, cpu, cuda[:N], tensorrt[:N].
+    pub device: String,
+    /// None: `$AIPROD_MODELS_DIR` or `./data/models` (scripts/setup-models.sh fills it).
+    pub models_dir: Option<std::path::PathBuf>,
+}
+
+/// What the upscaler measured during a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpscaleStats {
+    pub frames: u64,
+    /// Time the element spent upscaling (it overlaps decode and encode).
+    pub busy_s: f64,
+    pub on_gpu: bool,
+}
+
+/// Registers gst-plugin-aiprod's elements in this process once (no GST_PLUGIN_PATH needed).
+fn register_aiprod_plugin() -> Result<(), PipelineError> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| gstaiprod::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| PipelineError::Init(format!("registering gst-plugin-aiprod: {e}")))
+}
+
+/// [`process_with`] plus an optional Real-ESRGAN upscale; returns what the upscaler measured.
+pub fn process_upscaled(
+    input: &Path,
+    out: &Path,
+    spec: &OutputSpec,
+    upscale: Option<&UpscaleSpec>,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<(StageStats, Option<UpscaleStats>), PipelineError> {
+    run_process(
+        input,
+        out,
+        spec,
+        upscale,
+        on_progress,
+        cancel,
+        &RunLimits::default(),
+    )
+}
+
 /// Processes `input` to `out` per `spec`; see the module docs. Uses [`RunLimits::default`].
 pub fn process(
     input: &Path,
@@ -61,15 +116,30 @@ pub fn process_with(
     cancel: &AtomicBool,
     limits: &RunLimits,
 ) -> Result<StageStats, PipelineError> {
+    run_process(input, out, spec, None, on_progress, cancel, limits).map(|(stats, _)| stats)
+}
+
+fn run_process(
+    input: &Path,
+    out: &Path,
+    spec: &OutputSpec,
+    upscale: Option<&UpscaleSpec>,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+    limits: &RunLimits,
+) -> Result<(StageStats, Option<UpscaleStats>), PipelineError> {
     validate::output(spec)?;
     super::init()?;
+    if upscale.is_some() {
+        register_aiprod_plugin()?;
+    }
     let input = input.canonicalize().map_err(|source| PipelineError::Io {
         path: input.to_path_buf(),
         source,
     })?;
     let source = discover(&input)?;
     let partial = PartialFile::for_output(out)?;
-    let (pipeline, counter) = build(&input, &source, spec, partial.path())?;
+    let (pipeline, counter, upscaler) = build(&input, &source, spec, upscale, partial.path())?;
     let total = source
         .duration
         .map(Total::Duration)
@@ -80,7 +150,14 @@ pub fn process_with(
     );
     let stats = runner::run(&pipeline, &counter, total, on_progress, cancel, limits)?;
     partial.commit(out)?;
-    Ok(stats)
+    let upscaled = upscaler.map(|e| UpscaleStats {
+        frames: e.property::<u64>("frames-processed"),
+        busy_s: e.property::<u64>("processing-time") as f64 / 1e9,
+        on_gpu: e
+            .property::<Option<String>>("execution-provider")
+            .is_some_and(|p| p != "cpu"),
+    });
+    Ok((stats, upscaled))
 }
 
 /// What processing needs to know about the input before building.
@@ -140,12 +217,15 @@ fn scale_method(m: ScaleMethod) -> &'static str {
     }
 }
 
+type Built = (gst::Pipeline, Arc<FrameCounter>, Option<gst::Element>);
+
 fn build(
     input: &Path,
     source: &Source,
     spec: &OutputSpec,
+    upscale: Option<&UpscaleSpec>,
     location: &Path,
-) -> Result<(gst::Pipeline, Arc<FrameCounter>), PipelineError> {
+) -> Result<Built, PipelineError> {
     let pipeline = gst::Pipeline::with_name("process");
     let filesrc = make("filesrc", "input")?;
     filesrc.set_property("location", input.to_string_lossy().as_ref());
@@ -211,22 +291,43 @@ fn build(
     };
     let sink = make("filesink", "sink")?;
     sink.set_property("location", location.to_string_lossy().as_ref());
-    add_chain(
-        &pipeline,
-        &[
-            &vqueue,
-            &rate,
-            &rate_caps,
-            &scale,
-            &scale_caps,
-            &scaled_queue,
-            &venc,
-            &h264_caps,
-            &encoded_queue,
-            &mux,
-            &sink,
-        ],
-    )?;
+    // Real-ESRGAN works on packed RGB; the scale after it converts back for the encoder.
+    let upscaler = match upscale {
+        Some(u) => {
+            let element = make("aiprodupscale", "upscale")?;
+            set_str(&element, "model", &u.model)?;
+            element.set_property("scale", u.scale);
+            set_str(&element, "device", &u.device)?;
+            if let Some(dir) = &u.models_dir {
+                element.set_property("models-dir", dir.to_string_lossy().as_ref());
+            }
+            Some(vec![
+                make("videoconvert", "upscale-convert")?,
+                capsfilter(
+                    "upscale-caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", "RGB")
+                        .build(),
+                )?,
+                element,
+                queue_frames("upscaled-queue", RAW_QUEUE_FRAMES)?,
+            ])
+        }
+        None => None,
+    };
+    let mut video_chain: Vec<&gst::Element> = vec![&vqueue, &rate, &rate_caps];
+    video_chain.extend(upscaler.iter().flatten());
+    video_chain.extend([
+        &scale,
+        &scale_caps,
+        &scaled_queue,
+        &venc,
+        &h264_caps,
+        &encoded_queue,
+        &mux,
+        &sink,
+    ]);
+    add_chain(&pipeline, &video_chain)?;
 
     // Audio branch.
     let aqueue = queue_time("decoded-audio-queue", AUDIO_QUEUE)?;
@@ -290,7 +391,8 @@ fn build(
             element: "video-encoder".into(),
             reason: "x264enc has no sink pad".into(),
         })?;
-    Ok((pipeline, FrameCounter::attach(&enc_sink)))
+    let upscaler = upscaler.and_then(|chain| chain.into_iter().nth(2));
+    Ok((pipeline, FrameCounter::attach(&enc_sink), upscaler))
 }
 
 /// Links decodebin's first video and (when wanted) first audio pad to the branches; every other

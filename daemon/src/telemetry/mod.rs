@@ -101,6 +101,11 @@ impl Metrics {
         for s in ALL_STATES {
             jobs.with_label_values(&[state_label(*s)]).set(0);
         }
+        // process_cpu_seconds_total, memory, fds: how busy the node is (dashboard CPU chart).
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
             jobs,

@@ -1,0 +1,213 @@
+//! Quality control: FFmpeg-equivalent metrics (blackdetect, freezedetect, silencedetect, ebur128,
+//! psnr, ssim) as pure detectors ([`video`], [`audio`]), and file-level analysis that decodes once
+//! with GStreamer ([`decode`]) and runs every detector on the same frames.
+
+pub mod audio;
+pub mod decode;
+pub mod video;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+pub use audio::{Loudness, LoudnessMeter, SilenceDetector};
+pub use video::{BlackDetector, Fidelity, FidelityAccumulator, Frame, FreezeDetector, Segment};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QcError {
+    #[error("decoding failed: {0}")]
+    Decode(String),
+    #[error("{}: no video frames decoded", .0.display())]
+    NoFrames(PathBuf),
+    #[error("frame sizes differ: {main} vs reference {reference}")]
+    SizeMismatch { main: String, reference: String },
+}
+
+/// Detector settings; the defaults are FFmpeg's filter defaults.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QcConfig {
+    pub black_min_duration_s: f64,
+    pub freeze_noise_db: f64,
+    pub freeze_min_duration_s: f64,
+    pub silence_noise_db: f64,
+    pub silence_min_duration_s: f64,
+}
+
+impl Default for QcConfig {
+    fn default() -> Self {
+        QcConfig {
+            black_min_duration_s: 2.0,
+            freeze_noise_db: -60.0,
+            freeze_min_duration_s: 2.0,
+            silence_noise_db: -60.0,
+            silence_min_duration_s: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QcReport {
+    pub video_frames: u64,
+    /// Timestamp of the last frame, seconds.
+    pub last_pts_s: f64,
+    pub black: Vec<Segment>,
+    pub frozen: Vec<Segment>,
+    pub silence: Vec<Segment>,
+    pub loudness: Option<Loudness>,
+    pub audio_seconds: f64,
+}
+
+struct Detectors {
+    cfg: QcConfig,
+    black: BlackDetector,
+    freeze: FreezeDetector,
+    silence: Option<SilenceDetector>,
+    loudness: Option<LoudnessMeter>,
+    report: QcReport,
+    audio_frames: u64,
+    audio_rate: u32,
+}
+
+/// Decodes `path` once and runs every detector on it.
+pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
+    let state = Arc::new(Mutex::new(Detectors {
+        cfg: cfg.clone(),
+        black: BlackDetector::with_defaults(cfg.black_min_duration_s),
+        freeze: FreezeDetector::new(cfg.freeze_noise_db, cfg.freeze_min_duration_s),
+        silence: None,
+        loudness: None,
+        report: QcReport::default(),
+        audio_frames: 0,
+        audio_rate: 0,
+    }));
+    let (sv, sa) = (state.clone(), state.clone());
+    decode::decode(
+        path,
+        Some(Box::new(move |f: &Frame, pts: f64| {
+            if let Ok(mut d) = sv.lock() {
+                d.black.push(f, pts);
+                d.freeze.push(f, pts);
+                d.report.video_frames += 1;
+                d.report.last_pts_s = pts;
+            }
+        })),
+        Some(Box::new(move |a: &decode::AudioChunk| {
+            if let Ok(mut d) = sa.lock() {
+                if d.silence.is_none() {
+                    let (noise, min) = (d.cfg.silence_noise_db, d.cfg.silence_min_duration_s);
+                    d.silence = Some(SilenceDetector::new(noise, min, a.rate, a.channels));
+                    d.loudness = Some(LoudnessMeter::new(a.channels as u32, a.rate));
+                    d.audio_rate = a.rate;
+                }
+                if let Some(s) = d.silence.as_mut() {
+                    s.push(a.samples);
+                }
+                if let Some(l) = d.loudness.as_mut() {
+                    l.push(a.samples);
+                }
+                d.audio_frames += (a.samples.len() / a.channels) as u64;
+            }
+        })),
+    )?;
+    let mut d = state
+        .lock()
+        .map_err(|_| QcError::Decode("detector state poisoned".into()))?;
+    let mut report = d.report.clone();
+    report.black = d.black.finish();
+    report.frozen = d.freeze.finish();
+    report.silence = d.silence.as_mut().map(|s| s.finish()).unwrap_or_default();
+    report.loudness = d.loudness.as_ref().and_then(|l| l.result());
+    if d.audio_rate > 0 {
+        report.audio_seconds = d.audio_frames as f64 / f64::from(d.audio_rate);
+    }
+    Ok(report)
+}
+
+/// An owned I420 frame, for handing frames between decoding threads.
+struct OwnedFrame {
+    planes: [Vec<u8>; 3],
+    width: usize,
+    height: usize,
+}
+
+impl OwnedFrame {
+    fn from(f: &Frame) -> OwnedFrame {
+        let copy = |p: usize| {
+            let (w, h) = f.plane_size(p);
+            let mut v = Vec::with_capacity(w * h);
+            for y in 0..h {
+                v.extend_from_slice(&f.planes[p][y * f.strides[p]..y * f.strides[p] + w]);
+            }
+            v
+        };
+        OwnedFrame {
+            planes: [copy(0), copy(1), copy(2)],
+            width: f.width,
+            height: f.height,
+        }
+    }
+    fn view(&self) -> Frame<'_> {
+        let cw = self.width.div_ceil(2);
+        Frame {
+            planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
+            strides: [self.width, cw, cw],
+            width: self.width,
+            height: self.height,
+            chroma_shift: (1, 1),
+        }
+    }
+}
+
+/// Frames buffered per decoder while the metrics catch up: bounds memory to a few frames.
+const FRAME_QUEUE: usize = 4;
+
+/// PSNR and SSIM of `main` against `reference`, frame by frame, both decoded concurrently (like
+/// `ffmpeg -i main -i reference -lavfi "ssim;[0:v][1:v]psnr"`).
+pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError> {
+    let spawn = |p: PathBuf| {
+        let (tx, rx) = mpsc::sync_channel::<OwnedFrame>(FRAME_QUEUE);
+        let handle = std::thread::spawn(move || {
+            decode::decode(
+                &p,
+                Some(Box::new(move |f: &Frame, _pts: f64| {
+                    let _ = tx.send(OwnedFrame::from(f));
+                })),
+                None,
+            )
+        });
+        (rx, handle)
+    };
+    let (rx_main, h_main) = spawn(main.to_path_buf());
+    let (rx_ref, h_ref) = spawn(reference.to_path_buf());
+    let mut acc = FidelityAccumulator::default();
+    let mut mismatch = None;
+    for (a, b) in rx_main.iter().zip(rx_ref.iter()) {
+        if (a.width, a.height) != (b.width, b.height) {
+            mismatch = Some(QcError::SizeMismatch {
+                main: format!("{}x{}", a.width, a.height),
+                reference: format!("{}x{}", b.width, b.height),
+            });
+            break;
+        }
+        acc.push(&a.view(), &b.view());
+    }
+    // Drain so both decoders can finish.
+    drop(rx_main);
+    drop(rx_ref);
+    let r1 = h_main
+        .join()
+        .map_err(|_| QcError::Decode("decoder thread panicked".into()))?;
+    let r2 = h_ref
+        .join()
+        .map_err(|_| QcError::Decode("decoder thread panicked".into()))?;
+    if let Some(e) = mismatch {
+        return Err(e);
+    }
+    // A receiver dropped early makes the decoder see a send error only; real errors surface here.
+    r1?;
+    r2?;
+    if acc.result().frames == 0 {
+        return Err(QcError::NoFrames(main.to_path_buf()));
+    }
+    Ok(acc.result())
+}
