@@ -196,6 +196,48 @@ fn configmap_holds_a_config_the_daemon_accepts() {
 }
 
 #[test]
+fn non_loopback_nodes_configure_auth_and_hooks_carry_tokens() {
+    // aiprodd refuses 0.0.0.0 without [auth]; the DaemonSet binds 0.0.0.0, so the config must
+    // have it, and the drain hook (Drain is admin-only) must carry an admin tenant's token.
+    let cm = yaml("kubernetes/configmap.yaml");
+    let config: toml::Value = toml::from_str(s(&cm, &["data", "aiprodd.toml"])).unwrap();
+    let admins: Vec<&str> = config["auth"]["admin_tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let tenants: Vec<&str> = config["auth"]["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["tenant"].as_str().unwrap())
+        .collect();
+    let ds = yaml("kubernetes/daemonset.yaml");
+    let c = at(&ds, &["spec", "template", "spec", "containers", "0"]);
+    let token = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "AIPROD_TOKEN")
+        .expect("AIPROD_TOKEN env");
+    let key = s(token, &["valueFrom", "secretKeyRef", "key"]);
+    assert!(
+        admins.contains(&key) && tenants.contains(&key),
+        "drain token tenant {key} must be an admin with a key"
+    );
+    let job = yaml("kubernetes/orchestrator-job.yaml");
+    let jc = at(&job, &["spec", "template", "spec", "containers", "0"]);
+    let token = jc["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "AIPROD_TOKEN")
+        .expect("job token");
+    assert!(tenants.contains(&s(token, &["valueFrom", "secretKeyRef", "key"])));
+}
+
+#[test]
 fn systemd_unit_is_notify_with_watchdog_and_hardening() {
     let unit = read("systemd/aiprodd.service");
     let value = |key: &str| {
