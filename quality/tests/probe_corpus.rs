@@ -335,6 +335,10 @@ fn probe_json_agrees_with_ffprobe_over_corpus() {
         }
     }
     eprintln!("{c_report}COUNTS (-count_frames -count_packets): {c_agree}/{c_total} agree");
+    assert!(
+        c_agree * 100 >= c_total * 95,
+        "counts agree {c_agree}/{c_total}"
+    );
 
     // Every corpus file cut short anywhere: an error or a (partial) result, never a panic or hang.
     for (name, _) in CORPUS {

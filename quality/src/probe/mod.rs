@@ -28,7 +28,8 @@ use model::{Format, Stream};
 /// ffprobe's optional counting flags.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProbeOptions {
-    /// `-count_frames`: add `nb_read_frames` (decodes; not yet implemented natively).
+    /// `-count_frames`: add `nb_read_frames` (from packet counts, less the packets a decoder
+    /// consumes without output; MP4/MOV, Matroska/WebM, YUV4MPEG2 and containers with frame counts).
     pub count_frames: bool,
     /// `-count_packets`: add `nb_read_packets`.
     pub count_packets: bool,

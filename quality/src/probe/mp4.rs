@@ -114,6 +114,9 @@ struct Track {
     data_size: u64,
     first_sample_size: u64,
     first_chunk: Option<u64>,
+    chunk_count: u64,
+    /// stsc: (first chunk, samples per chunk).
+    stsc: Vec<(u32, u32)>,
     stsd: Option<(u64, Vec<u8>)>,
 }
 
@@ -476,10 +479,23 @@ fn parse_trak(trak: &BoxRef, depth: usize) -> Result<Track> {
                     t.data_size += s;
                 }
             }
+            b"stsc" => {
+                c.skip(4)?;
+                let n = c.u32()? as usize;
+                table_fits(&b, n, 12, c.remaining())?;
+                t.stsc.reserve(n);
+                for _ in 0..n {
+                    let first = c.u32()?;
+                    let samples = c.u32()?;
+                    c.skip(4)?;
+                    t.stsc.push((first, samples));
+                }
+            }
             b"stco" => {
                 c.skip(4)?;
                 let n = c.u32()? as usize;
                 table_fits(&b, n, 4, c.remaining())?;
+                t.chunk_count = n as u64;
                 if n > 0 {
                     t.first_chunk = Some(u64::from(c.u32()?));
                 }
@@ -488,6 +504,7 @@ fn parse_trak(trak: &BoxRef, depth: usize) -> Result<Track> {
                 c.skip(4)?;
                 let n = c.u32()? as usize;
                 table_fits(&b, n, 8, c.remaining())?;
+                t.chunk_count = n as u64;
                 if n > 0 {
                     t.first_chunk = Some(c.u64()?);
                 }
@@ -1058,6 +1075,19 @@ fn build_stream(input: &Input, t: &Track, movie_timescale: u32) -> Result<Option
     st.start_pts = Some(empty + (cts0 - media_time).max(0));
     if t.sample_count > 0 {
         st.nb_frames = Some(t.sample_count);
+    }
+    // FFmpeg reads uncompressed audio in packets of at most 1024 samples per chunk.
+    if st.codec_name.starts_with("pcm_") && t.chunk_count > 0 {
+        let mut total = 0u64;
+        for (i, &(first, samples)) in t.stsc.iter().enumerate() {
+            let next = t
+                .stsc
+                .get(i + 1)
+                .map_or(t.chunk_count + 1, |n| u64::from(n.0));
+            let chunks = next.saturating_sub(u64::from(first));
+            total = total.saturating_add(chunks.saturating_mul(u64::from(samples).div_ceil(1024)));
+        }
+        st.nb_read_packets = Some(total);
     }
     // mov.c: data size over the media (mdhd) duration, truncated; AC-3's parser reports its own.
     if mdhd_duration > 0 && !(st.codec_name == "ac3" && st.bit_rate.is_some()) {

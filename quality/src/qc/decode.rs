@@ -19,7 +19,31 @@ pub struct AudioChunk<'a> {
     pub rate: u32,
 }
 
-pub type VideoFn<'a> = Box<dyn FnMut(&Frame, f64) + Send + 'a>;
+/// A decoded I420 frame, owning its buffer (handed across threads without a copy).
+pub struct DecodedFrame {
+    frame: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    pub pts_s: f64,
+}
+
+impl DecodedFrame {
+    pub fn view(&self) -> Option<Frame<'_>> {
+        let f = &self.frame;
+        let stride = f.plane_stride();
+        Some(Frame {
+            planes: [
+                f.plane_data(0).ok()?,
+                f.plane_data(1).ok()?,
+                f.plane_data(2).ok()?,
+            ],
+            strides: [stride[0] as usize, stride[1] as usize, stride[2] as usize],
+            width: f.width() as usize,
+            height: f.height() as usize,
+            chroma_shift: (1, 1),
+        })
+    }
+}
+
+pub type VideoFn<'a> = Box<dyn FnMut(DecodedFrame) + Send + 'a>;
 pub type AudioFn<'a> = Box<dyn FnMut(&AudioChunk) + Send + 'a>;
 
 /// Decodes `path`, calling `on_video` per frame (I420) and `on_audio` per buffer (F32 interleaved).
@@ -139,26 +163,11 @@ fn video_branch(
                 let info =
                     gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::Error)?;
                 let pts = buffer.pts().map_or(0.0, |t| t.nseconds() as f64 / 1e9);
-                let vf = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+                let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
                     .map_err(|_| gst::FlowError::Error)?;
-                let frame = Frame {
-                    planes: [
-                        vf.plane_data(0).map_err(|_| gst::FlowError::Error)?,
-                        vf.plane_data(1).map_err(|_| gst::FlowError::Error)?,
-                        vf.plane_data(2).map_err(|_| gst::FlowError::Error)?,
-                    ],
-                    strides: [
-                        vf.info().stride()[0] as usize,
-                        vf.info().stride()[1] as usize,
-                        vf.info().stride()[2] as usize,
-                    ],
-                    width: info.width() as usize,
-                    height: info.height() as usize,
-                    chroma_shift: (1, 1),
-                };
                 if let Ok(mut g) = cb.lock() {
                     if let Some(f) = g.as_mut() {
-                        f(&frame, pts);
+                        f(DecodedFrame { frame, pts_s: pts });
                     }
                 }
                 Ok(gst::FlowSuccess::Ok)

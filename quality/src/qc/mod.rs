@@ -83,13 +83,15 @@ pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
     let (sv, sa) = (state.clone(), state.clone());
     decode::decode(
         path,
-        Some(Box::new(move |f: &Frame, pts: f64| {
-            if let Ok(mut d) = sv.lock() {
-                d.black.push(f, pts);
-                d.freeze.push(f, pts);
-                d.report.video_frames += 1;
-                d.report.last_pts_s = pts;
-            }
+        Some(Box::new(move |decoded: decode::DecodedFrame| {
+            let (Ok(mut d), Some(f)) = (sv.lock(), decoded.view()) else {
+                return;
+            };
+            let pts = decoded.pts_s;
+            d.black.push(&f, pts);
+            d.freeze.push(&f, pts);
+            d.report.video_frames += 1;
+            d.report.last_pts_s = pts;
         })),
         Some(Box::new(move |a: &decode::AudioChunk| {
             if let Ok(mut d) = sa.lock() {
@@ -123,41 +125,6 @@ pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
     Ok(report)
 }
 
-/// An owned I420 frame, for handing frames between decoding threads.
-struct OwnedFrame {
-    planes: [Vec<u8>; 3],
-    width: usize,
-    height: usize,
-}
-
-impl OwnedFrame {
-    fn from(f: &Frame) -> OwnedFrame {
-        let copy = |p: usize| {
-            let (w, h) = f.plane_size(p);
-            let mut v = Vec::with_capacity(w * h);
-            for y in 0..h {
-                v.extend_from_slice(&f.planes[p][y * f.strides[p]..y * f.strides[p] + w]);
-            }
-            v
-        };
-        OwnedFrame {
-            planes: [copy(0), copy(1), copy(2)],
-            width: f.width,
-            height: f.height,
-        }
-    }
-    fn view(&self) -> Frame<'_> {
-        let cw = self.width.div_ceil(2);
-        Frame {
-            planes: [&self.planes[0], &self.planes[1], &self.planes[2]],
-            strides: [self.width, cw, cw],
-            width: self.width,
-            height: self.height,
-            chroma_shift: (1, 1),
-        }
-    }
-}
-
 /// Frames buffered per decoder while the metrics catch up: bounds memory to a few frames.
 const FRAME_QUEUE: usize = 4;
 
@@ -165,12 +132,12 @@ const FRAME_QUEUE: usize = 4;
 /// `ffmpeg -i main -i reference -lavfi "ssim;[0:v][1:v]psnr"`).
 pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError> {
     let spawn = |p: PathBuf| {
-        let (tx, rx) = mpsc::sync_channel::<OwnedFrame>(FRAME_QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<decode::DecodedFrame>(FRAME_QUEUE);
         let handle = std::thread::spawn(move || {
             decode::decode(
                 &p,
-                Some(Box::new(move |f: &Frame, _pts: f64| {
-                    let _ = tx.send(OwnedFrame::from(f));
+                Some(Box::new(move |f: decode::DecodedFrame| {
+                    let _ = tx.send(f);
                 })),
                 None,
             )
@@ -182,6 +149,9 @@ pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError>
     let mut acc = FidelityAccumulator::default();
     let mut mismatch = None;
     for (a, b) in rx_main.iter().zip(rx_ref.iter()) {
+        let (Some(a), Some(b)) = (a.view(), b.view()) else {
+            continue;
+        };
         if (a.width, a.height) != (b.width, b.height) {
             mismatch = Some(QcError::SizeMismatch {
                 main: format!("{}x{}", a.width, a.height),
@@ -189,7 +159,7 @@ pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError>
             });
             break;
         }
-        acc.push(&a.view(), &b.view());
+        acc.push(&a, &b);
     }
     // Drain so both decoders can finish.
     drop(rx_main);

@@ -112,71 +112,97 @@ pub fn plane_mse(a: &[u8], sa: usize, b: &[u8], sb: usize, w: usize, h: usize) -
     for y in 0..h {
         let ra = &a[y * sa..y * sa + w];
         let rb = &b[y * sb..y * sb + w];
-        let mut row: u64 = 0;
-        for (x, z) in ra.iter().zip(rb) {
-            let d = i32::from(*x) - i32::from(*z);
-            row += (d * d) as u64;
-        }
-        sum += row;
+        // A row of 8-bit differences fits u32 for any width below 66,000 pixels.
+        let row: u32 = ra
+            .iter()
+            .zip(rb)
+            .map(|(x, z)| {
+                let d = u32::from(x.abs_diff(*z));
+                d * d
+            })
+            .sum();
+        sum += u64::from(row);
     }
     sum as f64 / (w * h) as f64
 }
 
-/// Sums over one 4×4 block: (Σa, Σb, Σa²+Σb², Σab).
-fn block4x4(a: &[u8], sa: usize, b: &[u8], sb: usize) -> [i64; 4] {
-    let (mut s1, mut s2, mut ss, mut s12) = (0u32, 0u32, 0u32, 0u32);
-    for y in 0..4 {
-        for x in 0..4 {
-            let p = u32::from(a[y * sa + x]);
-            let q = u32::from(b[y * sb + x]);
-            s1 += p;
-            s2 += q;
-            ss += p * p + q * q;
-            s12 += p * q;
+/// Sums over each 4×4 block of one block row: (Σa, Σb, Σa²+Σb², Σab). Column sums over the four
+/// pixel rows first (contiguous, so the compiler vectorises them), then groups of four columns;
+/// sums of a 2×2 group of blocks fit u32.
+fn block_row(
+    (a, sa): (&[u8], usize),
+    (b, sb): (&[u8], usize),
+    by: usize,
+    bw: usize,
+    cols: &mut [Vec<u32>; 4],
+    out: &mut Vec<[u32; 4]>,
+) {
+    let w = 4 * bw;
+    for c in cols.iter_mut() {
+        c.clear();
+        c.resize(w, 0);
+    }
+    let [c1, c2, css, c12] = cols;
+    for dy in 0..4 {
+        let ra = &a[(4 * by + dy) * sa..][..w];
+        let rb = &b[(4 * by + dy) * sb..][..w];
+        for ((((p, q), x1), x2), (xs, x12)) in ra
+            .iter()
+            .zip(rb)
+            .zip(c1.iter_mut())
+            .zip(c2.iter_mut())
+            .zip(css.iter_mut().zip(c12.iter_mut()))
+        {
+            let (p, q) = (u32::from(*p), u32::from(*q));
+            *x1 += p;
+            *x2 += q;
+            *xs += p * p + q * q;
+            *x12 += p * q;
         }
     }
-    [i64::from(s1), i64::from(s2), i64::from(ss), i64::from(s12)]
+    out.clear();
+    out.extend((0..bw).map(|k| {
+        let r = 4 * k..4 * k + 4;
+        [
+            c1[r.clone()].iter().sum(),
+            c2[r.clone()].iter().sum(),
+            css[r.clone()].iter().sum(),
+            c12[r].iter().sum(),
+        ]
+    }));
 }
 
-fn ssim_end1(s1: i64, s2: i64, ss: i64, s12: i64) -> f64 {
+fn ssim_end1(s1: i64, s2: i64, ss: i64, s12: i64) -> f32 {
     const C1: i64 = (0.01 * 0.01 * 255.0 * 255.0 * 64.0 + 0.5) as i64;
     const C2: i64 = (0.03 * 0.03 * 255.0 * 255.0 * 64.0 * 63.0 + 0.5) as i64;
     let vars = ss * 64 - s1 * s1 - s2 * s2;
     let covar = s12 * 64 - s1 * s2;
     let num = ((2 * s1 * s2 + C1) as f32) * ((2 * covar + C2) as f32);
     let den = ((s1 * s1 + s2 * s2 + C1) as f32) * ((vars + C2) as f32);
-    f64::from(num / den)
+    num / den
 }
 
-/// x264/FFmpeg SSIM of one plane: 8×8 windows on a 4-pixel grid, averaged.
+/// x264/FFmpeg SSIM of one plane: 8×8 windows on a 4-pixel grid, averaged (per-row sums in
+/// f32 like FFmpeg's ssim_endn, the total in f64).
 pub fn plane_ssim(a: &[u8], sa: usize, b: &[u8], sb: usize, w: usize, h: usize) -> f64 {
     let (bw, bh) = (w / 4, h / 4);
     if bw < 2 || bh < 2 {
         return 1.0;
     }
-    let row = |by: usize| -> Vec<[i64; 4]> {
-        (0..bw)
-            .map(|bx| {
-                block4x4(
-                    &a[4 * by * sa + 4 * bx..],
-                    sa,
-                    &b[4 * by * sb + 4 * bx..],
-                    sb,
-                )
-            })
-            .collect()
-    };
-    let mut prev = row(0);
+    let mut prev = Vec::with_capacity(bw);
+    let mut cur = Vec::with_capacity(bw);
+    let mut cols: [Vec<u32>; 4] = Default::default();
+    block_row((a, sa), (b, sb), 0, bw, &mut cols, &mut prev);
     let mut total = 0.0f64;
     for by in 1..bh {
-        let cur = row(by);
+        block_row((a, sa), (b, sb), by, bw, &mut cols, &mut cur);
         let mut line = 0.0f32;
         for x in 0..bw - 1 {
-            let s = |k: usize| prev[x][k] + prev[x + 1][k] + cur[x][k] + cur[x + 1][k];
-            line += ssim_end1(s(0), s(1), s(2), s(3)) as f32;
+            let s = |k: usize| i64::from(prev[x][k] + prev[x + 1][k] + cur[x][k] + cur[x + 1][k]);
+            line += ssim_end1(s(0), s(1), s(2), s(3));
         }
         total += f64::from(line);
-        prev = cur;
+        std::mem::swap(&mut prev, &mut cur);
     }
     total / ((bh - 1) * (bw - 1)) as f64
 }
