@@ -497,6 +497,16 @@ fn usd(micros: i64) -> String {
     format!("{sign}${}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
+/// Prints `v` as JSON when `json` is set, otherwise with its text printer.
+fn show<T: serde::Serialize>(json: bool, v: &T, text: fn(&T)) -> Result<(), CtlError> {
+    if json {
+        print_json(v)
+    } else {
+        text(v);
+        Ok(())
+    }
+}
+
 fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CtlError> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -866,11 +876,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 })
                 .await?
                 .into_inner();
-            if cli.json {
-                print_json(&r)?
-            } else {
-                print_plans(&r)
-            }
+            show(cli.json, &r, print_plans)?
         }
         Command::Generate {
             plan_id,
@@ -905,12 +911,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 .await?
                 .into_inner();
             if !wait {
-                return if cli.json {
-                    print_json(&job)
-                } else {
-                    print_job(&job);
-                    Ok(())
-                };
+                return show(cli.json, &job, print_job);
             }
             if !cli.json {
                 eprintln!("job {} queued", job.job_id);
@@ -981,19 +982,11 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 })
                 .await?
                 .into_inner();
-            if cli.json {
-                print_json(&j)?
-            } else {
-                print_job(&j)
-            }
+            show(cli.json, &j, print_job)?
         }
         Command::Watch { job_id } => {
             let j = watch(&mut client, &job_id, &user, cli.json).await?;
-            if cli.json {
-                print_json(&j)?
-            } else {
-                print_job(&j)
-            }
+            show(cli.json, &j, print_job)?
         }
         Command::Receipt { job_id } => {
             let r = client
@@ -1003,11 +996,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 })
                 .await?
                 .into_inner();
-            if cli.json {
-                print_json(&r)?
-            } else {
-                print_receipt(&r)
-            }
+            show(cli.json, &r, print_receipt)?
         }
         Command::Cancel { job_id } => {
             let j = client
@@ -1017,11 +1006,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 })
                 .await?
                 .into_inner();
-            if cli.json {
-                print_json(&j)?
-            } else {
-                print_job(&j)
-            }
+            show(cli.json, &j, print_job)?
         }
         Command::Usage { since_s } => {
             let r = client
