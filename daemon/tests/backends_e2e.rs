@@ -85,14 +85,7 @@ async fn balanced_job_on_fake_runway_bills_its_credits_and_short_credit_is_refus
     // The receipt: generation actual = what the fake took off the balance, with its task id.
     let billed_credits = 1000 - fake.lock().credit_balance;
     assert_eq!(billed_credits, 24);
-    let receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: job.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = receipt(&mut client, &job.job_id).await;
     let line = receipt
         .lines
         .iter()
@@ -193,14 +186,7 @@ async fn a_provider_failure_fails_the_job_with_a_receipt_naming_it() {
         "runway: content refused by the provider's moderation (SAFETY.INPUT.TEXT): The prompt was flagged"
     );
     // Input moderation is not refunded by Runway: the receipt shows the charge.
-    let receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: job.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = receipt(&mut client, &job.job_id).await;
     let line = receipt
         .lines
         .iter()

@@ -115,6 +115,18 @@ pub async fn wait_final(
         .expect("job did not finish in time")
 }
 
+/// GetReceipt of a job (no user named), unwrapped.
+pub async fn receipt(client: &mut ControlClient<Channel>, job_id: &str) -> proto::Receipt {
+    client
+        .get_receipt(proto::GetReceiptRequest {
+            job_id: job_id.into(),
+            user_id: String::new(),
+        })
+        .await
+        .expect("get receipt")
+        .into_inner()
+}
+
 /// Polls GetJob until `pred` holds.
 pub async fn wait_until(
     client: &mut ControlClient<Channel>,

@@ -108,14 +108,7 @@ async fn plan_generate_social_clip_with_receipt_and_metrics() {
 
     // The receipt: every planned line item, estimated next to actual; the probe summary agrees
     // with ffprobe.
-    let receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: job.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = receipt(&mut client, &job.job_id).await;
     assert_eq!(receipt.final_state, JobState::Succeeded as i32);
     let items: Vec<&str> = receipt.lines.iter().map(|l| l.item.as_str()).collect();
     let planned: Vec<&str> = economy
@@ -377,14 +370,7 @@ async fn sigkill_mid_job_loses_nothing_and_the_job_resumes() {
         "{}",
         first_done.error
     );
-    let first_receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: first.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let first_receipt = receipt(&mut client, &first.job_id).await;
 
     // A longer job, killed with SIGKILL while it runs.
     let job = client
@@ -409,14 +395,7 @@ async fn sigkill_mid_job_loses_nothing_and_the_job_resumes() {
     let daemon = Daemon::start(dir.path(), &[]);
     let mut client = daemon.client().await;
     // The finished job and its receipt are intact.
-    let again = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: first.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = receipt(&mut client, &first.job_id).await;
     assert_eq!(again, first_receipt);
     // The same idempotency key still names the interrupted job, not a new one.
     let twin = client
@@ -436,14 +415,7 @@ async fn sigkill_mid_job_loses_nothing_and_the_job_resumes() {
     let done = wait_final(&mut client, &job.job_id, Duration::from_secs(300)).await;
     assert_eq!(state(&done), JobState::Succeeded, "{}", done.error);
     assert!(done.attempts >= 2, "attempts {}", done.attempts);
-    let receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: job.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = receipt(&mut client, &job.job_id).await;
     assert_eq!(receipt.final_state, JobState::Succeeded as i32);
     let probe = ffprobe(&done.output_path);
     let duration: f64 = probe["format"]["duration"]
@@ -490,14 +462,7 @@ async fn cancel_running_job_ends_cancelled_with_receipt() {
         .unwrap();
     let done = wait_final(&mut client, &job.job_id, Duration::from_secs(30)).await;
     assert_eq!(state(&done), JobState::Cancelled);
-    let receipt = client
-        .get_receipt(proto::GetReceiptRequest {
-            job_id: job.job_id.clone(),
-            user_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let receipt = receipt(&mut client, &job.job_id).await;
     assert_eq!(receipt.final_state, JobState::Cancelled as i32);
     assert!(receipt.output_path.is_empty());
     // Cancelling again is a precondition failure, not a crash.

@@ -75,14 +75,7 @@ async fn run_all(nodes: &mut [ControlClient<Channel>], ids: &[(usize, String)]) 
             "job {id} on node {node}: {}",
             done.error
         );
-        let r = nodes[*node]
-            .get_receipt(proto::GetReceiptRequest {
-                job_id: id.clone(),
-                user_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let r = receipt(&mut nodes[*node], id).await;
         assert_eq!(r.final_state, JobState::Succeeded as i32);
         assert!(r.actual_total_usd_micros > 0);
     }

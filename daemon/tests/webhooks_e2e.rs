@@ -107,14 +107,7 @@ async fn every_event_arrives_signed_once_per_attempt_and_the_log_shows_it() {
                 assert_eq!(body["data"]["job"]["output_path"], job.output_path.as_str());
             }
             "video.cost_receipt" => {
-                let receipt = client
-                    .get_receipt(proto::GetReceiptRequest {
-                        job_id: job.job_id.clone(),
-                        user_id: String::new(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
+                let receipt = receipt(&mut client, &job.job_id).await;
                 let r = &body["data"]["receipt"];
                 assert_eq!(r["job_id"], job.job_id.as_str());
                 // proto3 JSON: int64 as strings.
