@@ -415,6 +415,64 @@ pub fn estimate_plan(
         .ok_or_else(|| PlannerError::data("plan", format!("no {tier} plan was built")))
 }
 
+impl Constraints {
+    /// Refuses limits that are not numbers in range, naming the request field.
+    pub fn validate(&self) -> Result<(), PlannerError> {
+        let c = self;
+        if let Some(v) = c.max_cost_usd {
+            if !v.is_finite() || v < 0.0 || UsdMicros::from_usd(v).is_none() {
+                return Err(PlannerError::field(
+                    "constraints.max_cost_usd",
+                    format!("{v} must be a finite amount ≥ 0"),
+                ));
+            }
+        }
+        if let Some(v) = c.min_quality {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(PlannerError::field(
+                    "constraints.min_quality",
+                    format!("{v} must be in [0, 1]"),
+                ));
+            }
+        }
+        if let Some(v) = c.max_time_s {
+            if !v.is_finite() || v <= 0.0 {
+                return Err(PlannerError::field(
+                    "constraints.max_time_s",
+                    format!("{v} must be a finite number of seconds > 0"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Preferences {
+    /// Refuses negative or non-finite weights, or all weights 0 (field "preferences").
+    pub fn validate(&self) -> Result<(), PlannerError> {
+        let p = self;
+        for (name, w) in [
+            ("cost_weight", p.cost_weight),
+            ("quality_weight", p.quality_weight),
+            ("speed_weight", p.speed_weight),
+        ] {
+            if !w.is_finite() || w < 0.0 {
+                return Err(PlannerError::field(
+                    "preferences",
+                    format!("{name} {w} must be a finite number ≥ 0"),
+                ));
+            }
+        }
+        if p.cost_weight + p.quality_weight + p.speed_weight <= 0.0 {
+            return Err(PlannerError::field(
+                "preferences",
+                "at least one weight must be > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn validate(req: &PlanRequest) -> Result<(), PlannerError> {
     let prompt = req.prompt.trim();
     if prompt.is_empty() {
@@ -441,50 +499,8 @@ fn validate(req: &PlanRequest) -> Result<(), PlannerError> {
             format!("{d} s exceeds the limit of {} s", req.max_duration_s),
         ));
     }
-    let c = &req.constraints;
-    if let Some(v) = c.max_cost_usd {
-        if !v.is_finite() || v < 0.0 || UsdMicros::from_usd(v).is_none() {
-            return Err(PlannerError::field(
-                "constraints.max_cost_usd",
-                format!("{v} must be a finite amount ≥ 0"),
-            ));
-        }
-    }
-    if let Some(v) = c.min_quality {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(PlannerError::field(
-                "constraints.min_quality",
-                format!("{v} must be in [0, 1]"),
-            ));
-        }
-    }
-    if let Some(v) = c.max_time_s {
-        if !v.is_finite() || v <= 0.0 {
-            return Err(PlannerError::field(
-                "constraints.max_time_s",
-                format!("{v} must be a finite number of seconds > 0"),
-            ));
-        }
-    }
-    let p = &req.preferences;
-    for (name, w) in [
-        ("cost_weight", p.cost_weight),
-        ("quality_weight", p.quality_weight),
-        ("speed_weight", p.speed_weight),
-    ] {
-        if !w.is_finite() || w < 0.0 {
-            return Err(PlannerError::field(
-                "preferences",
-                format!("{name} {w} must be a finite number ≥ 0"),
-            ));
-        }
-    }
-    if p.cost_weight + p.quality_weight + p.speed_weight <= 0.0 {
-        return Err(PlannerError::field(
-            "preferences",
-            "at least one weight must be > 0",
-        ));
-    }
+    req.constraints.validate()?;
+    req.preferences.validate()?;
     for (name, v) in [
         ("cpu_usd_per_hour", req.node.cpu_usd_per_hour),
         ("gpu_usd_per_hour", req.node.gpu_usd_per_hour),

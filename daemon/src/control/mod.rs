@@ -453,12 +453,12 @@ impl ControlService {
         r: proto::SetPreferencesRequest,
     ) -> Result<proto::UserPreferences, ControlError> {
         let user_id = user_id(&r.user_id)?;
-        // Validate by planning nothing: the planner's own checks name the field.
+        // The planner's own checks, so stored defaults pass exactly what Plan would accept.
         if let Some(c) = &r.constraints {
-            validate_constraints(c)?;
+            constraints_from_proto(c).validate()?;
         }
         if let Some(p) = &r.preferences {
-            validate_preferences(p)?;
+            preferences_from_proto(p).validate()?;
         }
         let prefs = proto::UserPreferences {
             user_id,
@@ -528,45 +528,6 @@ mod node {
             engines,
         }]
     }
-}
-
-fn validate_constraints(c: &proto::Constraints) -> Result<(), ControlError> {
-    if let Some(v) = c.max_cost_usd {
-        if !v.is_finite() || v < 0.0 {
-            return Err(ControlError::invalid(
-                "constraints.max_cost_usd",
-                format!("must be >= 0, got {v}"),
-            ));
-        }
-    }
-    if let Some(v) = c.min_quality {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(ControlError::invalid(
-                "constraints.min_quality",
-                format!("must be within 0..1, got {v}"),
-            ));
-        }
-    }
-    if let Some(v) = c.max_time_s {
-        if !v.is_finite() || v <= 0.0 {
-            return Err(ControlError::invalid(
-                "constraints.max_time_s",
-                format!("must be > 0, got {v}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_preferences(p: &proto::Preferences) -> Result<(), ControlError> {
-    let w = [p.cost_weight, p.quality_weight, p.speed_weight];
-    if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
-        return Err(ControlError::invalid(
-            "preferences",
-            "weights must be >= 0 and not all 0",
-        ));
-    }
-    Ok(())
 }
 
 /// The request's user id, or the default user; refuses ids that are too long or odd.
