@@ -12,7 +12,8 @@
 //! |----------|-----------------------------------------------------------------------------|
 //! | generate | local: frames × mpx(generated) × render rate × cal(backend, "generate")      |
 //! |          | remote: (latency_base_s + latency_s_per_output_s × duration_s) × cal(...)    |
-//! | upscale  | frames × mpx(generated × N) × upscaler rate × cal("local", "upscale")        |
+//! | upscale  | frames × mpx(generated × N, or generated for per-input rates) × upscaler rate |
+//! |          |   × cal("local", "upscale")                                                 |
 //! | qc       | frames × mpx(output) × qc rate × cal("local", "qc")                          |
 //! | encode   | frames × mpx(output) × encode rate(pixel format) × cal("local", "encode")    |
 //!
@@ -41,7 +42,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pricing::{ModelSpec, PriceTable, TierCandidate};
+use crate::pricing::{ModelSpec, PriceTable, TierCandidate, UpscaleRate};
 use crate::{Calibration, PlannerError, ResolutionProfile, Tier, UsdMicros};
 
 /// Longest prompt accepted, in characters (the providers' own limits are around 1000-2000).
@@ -712,7 +713,11 @@ fn build_plan(req: &PlanRequest, prices: &PriceTable, tier: Tier) -> Result<Plan
     if scale > 1 {
         let upscaled = generated.scaled(scale);
         let f = cal.factor(LOCAL, StepKind::Upscale.as_str());
-        let time = frames * upscaled.megapixels() * upscaler.s_per_output_mpx_frame * f;
+        let (priced_mpx, rate_s, per) = match upscaler.rate() {
+            UpscaleRate::PerOutputMpx(r) => (upscaled.megapixels(), r, "output"),
+            UpscaleRate::PerInputMpx(r) => (generated.megapixels(), r, "input"),
+        };
+        let time = frames * priced_mpx * rate_s * f;
         let usd = money.micros(time * rate_per_s(upscaler.gpu))?;
         let fit = if upscaled == output {
             String::new()
@@ -731,10 +736,8 @@ fn build_plan(req: &PlanRequest, prices: &PriceTable, tier: Tier) -> Result<Plan
             item: "compute.upscale".into(),
             usd,
             basis: format!(
-                "{time:.3} s × {} ({frames} frames × {:.6} Mpx × {} s/Mpx-frame × calibration {f})",
+                "{time:.3} s × {} ({frames} frames × {priced_mpx:.6} {per} Mpx × {rate_s} s/Mpx-frame × calibration {f})",
                 rate_name(upscaler.gpu),
-                upscaled.megapixels(),
-                upscaler.s_per_output_mpx_frame
             ),
         });
     } else {

@@ -97,14 +97,36 @@ pub struct UpscalerSpec {
     pub detail: String,
     /// Runs on the GPU (billed at the GPU rate when the node has one).
     pub gpu: bool,
-    /// Seconds per megapixel of *output* frame.
-    pub s_per_output_mpx_frame: f64,
+    /// Seconds per megapixel of *output* frame: for resamplers, whose work grows with the output.
+    #[serde(default)]
+    pub s_per_output_mpx_frame: Option<f64>,
+    /// Seconds per megapixel of *input* frame: for networks that run at the input size and only
+    /// widen the last layer (Real-ESRGAN SRVGGNetCompact), so ×2 costs what ×4 costs per input
+    /// pixel. Exactly one of the two rates is given.
+    #[serde(default)]
+    pub s_per_input_mpx_frame: Option<f64>,
     pub note: String,
     /// Quality multiplier per scale factor (keys "2", "4", ...).
     pub quality_factor: BTreeMap<String, f64>,
 }
 
+/// Which frame an upscaler's rate is per megapixel of.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UpscaleRate {
+    PerOutputMpx(f64),
+    PerInputMpx(f64),
+}
+
 impl UpscalerSpec {
+    /// The rate that prices this upscaler (validation guarantees exactly one is set).
+    pub fn rate(&self) -> UpscaleRate {
+        match (self.s_per_input_mpx_frame, self.s_per_output_mpx_frame) {
+            (Some(r), _) => UpscaleRate::PerInputMpx(r),
+            (None, Some(r)) => UpscaleRate::PerOutputMpx(r),
+            (None, None) => UpscaleRate::PerOutputMpx(0.0),
+        }
+    }
+
     /// Scale factors with a quality factor, ascending.
     pub fn factors(&self) -> Vec<(u32, f64)> {
         let mut v: Vec<(u32, f64)> = self
@@ -387,10 +409,20 @@ impl PriceTable {
             non_negative(&format!("throughput.encode_s_per_mpx_frame.{k}"), *v)?;
         }
         for u in &self.upscalers {
-            non_negative(
-                &format!("upscaler {} s_per_output_mpx_frame", u.engine),
-                u.s_per_output_mpx_frame,
-            )?;
+            match (u.s_per_output_mpx_frame, u.s_per_input_mpx_frame) {
+                (Some(r), None) => {
+                    non_negative(&format!("upscaler {} s_per_output_mpx_frame", u.engine), r)?
+                }
+                (None, Some(r)) => {
+                    non_negative(&format!("upscaler {} s_per_input_mpx_frame", u.engine), r)?
+                }
+                _ => {
+                    return bad(format!(
+                        "upscaler {}: give exactly one of s_per_output_mpx_frame and s_per_input_mpx_frame",
+                        u.engine
+                    ))
+                }
+            }
             if u.factors().len() != u.quality_factor.len() || u.factors().is_empty() {
                 return bad(format!(
                     "upscaler {}: quality_factor keys must be integers ≥ 2 and at least one given",

@@ -404,15 +404,22 @@ fn gpu_upscaler_bills_the_gpu_rate_only_on_a_gpu_node() {
     let web = profile("WEB");
     let cal = Calibration::new();
     let mut req = request(&web, LOCAL_ONLY, &cal);
-    // upscale to 1920×1080: 150 × 2.0736 × 0.02 = 6.2208 s
+    // upscale 960×540 → 1920×1080, priced per *input* Mpx: 150 × 0.5184 × 0.32 = 24.8832 s
     let b = estimate_plan(&req, &table, Tier::Balanced).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.steps[1].engine, "aiprod/realesrgan");
-    // no GPU: CPU $0.0001/s → 622.08 → 622 µ$
-    assert_eq!(micros(&b, "compute.upscale"), 622);
+    // no GPU: CPU $0.0001/s → 2488.32 → 2488 µ$
+    assert_eq!(micros(&b, "compute.upscale"), 2488);
+    assert!(
+        b.cost[2]
+            .basis
+            .contains("0.518400 input Mpx × 0.32 s/Mpx-frame"),
+        "{}",
+        b.cost[2].basis
+    );
     req.node.has_gpu = true;
     let b = estimate_plan(&req, &table, Tier::Balanced).unwrap_or_else(|e| panic!("{e}"));
-    // GPU $3.6/h = $0.001/s → 6220.8 → 6221 µ$; quality 0.88 × 0.97
-    assert_eq!(micros(&b, "compute.upscale"), 6221);
+    // GPU $3.6/h = $0.001/s → 24883.2 → 24883 µ$; quality 0.88 × 0.97
+    assert_eq!(micros(&b, "compute.upscale"), 24883);
     assert_close("quality", b.expected_quality, 0.88 * 0.97);
     // Non-GPU stages stay on the CPU rate.
     assert_eq!(micros(&b, "compute.encode"), 373);
@@ -666,4 +673,24 @@ fn frame_count_is_not_inflated_by_float_error() {
     let p = estimate_plan(&req, &prices(), Tier::Premium).unwrap_or_else(|e| panic!("{e}"));
     // generate 3 × 2.0736 × 0.010 = 0.062208 s
     assert_close("generate", p.steps[0].estimated_time_s, 0.062208);
+}
+
+#[test]
+fn an_upscaler_gives_exactly_one_rate() {
+    let base = include_str!("../../../profiles/pricing.toml");
+    let both = base.replace(
+        "s_per_input_mpx_frame = 5.3",
+        "s_per_input_mpx_frame = 5.3\ns_per_output_mpx_frame = 0.33",
+    );
+    let e = PriceTable::from_toml_str(&both).unwrap_err().to_string();
+    assert!(
+        e.contains("aiprod/realesrgan-cpu: give exactly one of"),
+        "{e}"
+    );
+    let neither = base.replace("s_per_input_mpx_frame = 5.3\n", "");
+    let e = PriceTable::from_toml_str(&neither).unwrap_err().to_string();
+    assert!(
+        e.contains("aiprod/realesrgan-cpu: give exactly one of"),
+        "{e}"
+    );
 }
