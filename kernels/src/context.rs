@@ -81,6 +81,20 @@ impl AdapterSummary {
     }
 }
 
+impl std::fmt::Display for AdapterSummary {
+    /// `NAME (kind, backend, driver)`: how benches and logs name the adapter behind a figure.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, {})",
+            self.name,
+            self.kind.as_str(),
+            self.backend,
+            self.driver
+        )
+    }
+}
+
 /// Which adapter to open.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AdapterChoice {
@@ -149,6 +163,13 @@ pub fn adapters() -> Vec<AdapterSummary> {
             .collect();
     found.sort_by_key(|a| a.kind);
     found
+}
+
+/// Whether this machine has a real GPU adapter (not a software one); enumerated once per process
+/// without opening a device, so callers that prefer the CPU on software adapters pay little.
+pub fn gpu_present() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    *PRESENT.get_or_init(|| adapters().iter().any(|a| a.kind.is_gpu()))
 }
 
 fn choose(adapters: Vec<wgpu::Adapter>, choice: &AdapterChoice) -> Result<wgpu::Adapter> {
@@ -648,15 +669,44 @@ impl Batch<'_> {
 }
 
 /// The shared test context: lavapipe or a real adapter, or `None` with the reason printed so the
-/// test can report itself skipped (never passed) where no adapter exists.
+/// test can report itself skipped (never passed) where no adapter exists. With
+/// `AIPROD_REQUIRE_WGPU=1` (CI, which installs lavapipe) a missing adapter fails the test instead.
 pub fn test_context() -> Option<Arc<Context>> {
     match Context::shared() {
         Ok(c) => Some(c),
+        Err(e) if std::env::var("AIPROD_REQUIRE_WGPU").is_ok_and(|v| v == "1") => {
+            panic!("AIPROD_REQUIRE_WGPU=1 but no wgpu adapter: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED: no wgpu adapter on this machine ({e})");
             None
         }
     }
+}
+
+/// The benches' context: the shared one, or `None` after printing `SKIPPED:` (a bench on a
+/// machine without an adapter reports that and exits cleanly).
+pub fn bench_context() -> Option<Arc<Context>> {
+    match Context::shared() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            println!("SKIPPED: no wgpu adapter ({e})");
+            None
+        }
+    }
+}
+
+/// Deterministic test and bench data: `n` values of xorshift32 in [-1, 1).
+pub fn random_f32(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
 }
 
 #[cfg(test)]

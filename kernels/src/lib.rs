@@ -6,11 +6,18 @@
 //! Every kernel lives in one `.wgsl` file under `shaders/` and has a plain CPU reference in Rust
 //! (`cpu` submodule of its module) that the tests compare it with.
 
+pub mod colour;
 pub mod context;
+pub mod conv;
 pub mod error;
+pub mod interp;
+pub mod metrics;
+pub mod resize;
+pub mod shuffle;
+pub mod srvgg;
 
 pub use context::{
-    adapters, test_context, AdapterChoice, AdapterKind, AdapterSummary, Batch, Context,
-    ContextOptions, PooledBuffer,
+    adapters, bench_context, gpu_present, random_f32, test_context, AdapterChoice, AdapterKind,
+    AdapterSummary, Batch, Context, ContextOptions, PooledBuffer,
 };
 pub use error::{KernelError, Result};

@@ -91,8 +91,12 @@ pub enum ModelError {
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
 
-    #[error("engine {0:?} is not available in this build (available: ort)")]
+    #[error("engine {0:?} is not available in this build (available: ort, wgpu)")]
     EngineUnavailable(String),
+
+    /// The native engine's device layer (adapter, limits, shaders).
+    #[error("wgpu engine: {0}")]
+    Kernel(#[from] aiprod_kernels::KernelError),
 }
 
 impl ModelError {

@@ -21,10 +21,11 @@ pub mod registry;
 pub mod runtime;
 pub mod tiling;
 pub mod upscaler;
+pub mod wgpu_engine;
 
 pub use error::{ModelError, Result};
 pub use frame::{FrameMut, FrameRef, PixelFormat};
 pub use registry::{ModelSpec, ModelStore, Precision, Registry};
 pub use runtime::{Device, Provider, SessionOptions};
 pub use tiling::Tiling;
-pub use upscaler::{Engine, Upscaler, UpscalerConfig};
+pub use upscaler::{Accelerator, Engine, Upscaler, UpscalerConfig};

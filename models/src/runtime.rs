@@ -56,6 +56,43 @@ pub fn environment() -> Result<ort::environment::Environment> {
     Ok(env)
 }
 
+/// The execution providers this process's ONNX Runtime can register, best first (TensorRT, CUDA,
+/// then always CPU). Each GPU provider is compiled-in checked and then registered on an empty
+/// session builder, which loads its library and what that needs (CUDA, cuDNN, TensorRT), so an
+/// onnxruntime-gpu build on a machine without the CUDA libraries is not counted. Whether a GPU is
+/// present is not checked here: the caller pairs this with the GPUs it found. Loads ONNX Runtime
+/// (see [`environment`]); errors only when that fails.
+pub fn registrable_providers() -> Result<Vec<Provider>> {
+    let env = environment()?;
+    let mut found = Vec::with_capacity(3);
+    for provider in [Provider::TensorRt, Provider::Cuda] {
+        let compiled_in = match provider {
+            Provider::TensorRt => ep::TensorRT::is_available(),
+            _ => ep::CUDA::is_available(),
+        }
+        .map_err(|e| ModelError::ort("querying execution providers", e))?;
+        if !compiled_in {
+            continue;
+        }
+        let builder = Session::builder(&env)
+            .map_err(|e| ModelError::ort("session builder (provider check)", e))?;
+        let dispatch = match provider {
+            Provider::TensorRt => ep::TensorRT::default().build().error_on_failure(),
+            _ => ep::CUDA::default().build().error_on_failure(),
+        };
+        match builder.with_execution_providers([dispatch]) {
+            Ok(_) => found.push(provider),
+            Err(e) => tracing::info!(
+                provider = provider.as_str(),
+                error = %e,
+                "execution provider compiled in but not usable"
+            ),
+        }
+    }
+    found.push(Provider::Cpu);
+    Ok(found)
+}
+
 /// Which hardware runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
@@ -128,6 +165,12 @@ impl Provider {
             Provider::TensorRt => "tensorrt",
         }
     }
+}
+
+/// `AIPROD_ORT_CUDA_NHWC=1` makes the CUDA provider prefer NHWC kernels (tensor-core friendly
+/// layouts); off by default until measured better on the cards we run.
+fn cuda_prefer_nhwc() -> bool {
+    std::env::var("AIPROD_ORT_CUDA_NHWC").is_ok_and(|v| v == "1")
 }
 
 /// How a session is built.
@@ -239,6 +282,10 @@ impl OrtSession {
                 Some(
                     ep::CUDA::default()
                         .with_device_id(device_id)
+                        // TF32 convolutions differ from fp32 by ~1e-3 (measured on an H100):
+                        // an fp32 session computes in fp32
+                        .with_tf32(wanted != Some(Precision::Fp32))
+                        .with_prefer_nhwc(cuda_prefer_nhwc())
                         .build()
                         .error_on_failure(),
                 ),

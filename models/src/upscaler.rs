@@ -9,20 +9,25 @@ use crate::frame::{check_size, to_planar, write_planar, FrameMut, FrameRef, Pixe
 use crate::registry::{ModelSpec, ModelStore, Precision, Registry};
 use crate::runtime::{ModelFiles, OrtSession, Provider, SessionOptions};
 use crate::tiling::{core_in_tile_output, stitch_planar, Rect, Tiling};
+use crate::wgpu_engine::WgpuSession;
 
-/// The inference engine. Only ONNX Runtime exists today; the native wgpu kernels are planned
-/// (DESIGN.md) and refused by name until they land.
+/// The inference engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
+    /// ONNX Runtime (CPU, CUDA, TensorRT) on the exported ONNX models; every model.
     Ort,
+    /// aiprod's own wgpu kernels (Vulkan, Metal, DX12) on the official ncnn weights;
+    /// SRVGGNetCompact models (realesr-animevideov3) only.
+    Wgpu,
 }
 
 impl std::str::FromStr for Engine {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
+        match s.trim().to_ascii_lowercase().as_str() {
             "ort" | "onnxruntime" => Ok(Engine::Ort),
+            "wgpu" | "native" => Ok(Engine::Wgpu),
             other => Err(ModelError::EngineUnavailable(other.to_string())),
         }
     }
@@ -30,7 +35,61 @@ impl std::str::FromStr for Engine {
 
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ort")
+        f.write_str(match self {
+            Engine::Ort => "ort",
+            Engine::Wgpu => "wgpu",
+        })
+    }
+}
+
+/// What runs the network: an ONNX Runtime execution provider, or the wgpu engine on an adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accelerator {
+    Ort(Provider),
+    Wgpu(aiprod_kernels::AdapterSummary),
+}
+
+impl Accelerator {
+    /// `cpu`, `cuda`, `tensorrt` (ONNX Runtime) or `wgpu`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Accelerator::Ort(p) => p.as_str(),
+            Accelerator::Wgpu(_) => "wgpu",
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        match self {
+            Accelerator::Ort(p) => p.is_gpu(),
+            Accelerator::Wgpu(a) => a.kind.is_gpu(),
+        }
+    }
+}
+
+impl std::fmt::Display for Accelerator {
+    /// `cuda`, or `wgpu on NVIDIA H100 (discrete, vulkan)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Accelerator::Ort(p) => f.write_str(p.as_str()),
+            Accelerator::Wgpu(a) => {
+                write!(f, "wgpu on {} ({}, {})", a.name, a.kind.as_str(), a.backend)
+            }
+        }
+    }
+}
+
+/// The engine's session for one model.
+enum Session {
+    Ort(OrtSession),
+    Wgpu(WgpuSession),
+}
+
+impl Session {
+    fn run(&mut self, input: &[f32], width: u32, height: u32) -> Result<Vec<f32>> {
+        match self {
+            Session::Ort(s) => s.run(input, width, height),
+            Session::Wgpu(s) => s.run(input, width, height),
+        }
     }
 }
 
@@ -68,11 +127,14 @@ impl UpscalerConfig {
 pub struct Upscaler {
     spec: ModelSpec,
     tiling: Tiling,
-    session: OrtSession,
+    engine: Engine,
+    session: Session,
 }
 
 impl Upscaler {
-    /// Resolves the model, checks its ONNX files against the registry pins and builds the session.
+    /// Resolves the model, checks its files against the registry pins and builds the session:
+    /// the ONNX exports for ONNX Runtime, the official ncnn files for the wgpu engine (which
+    /// refuses models other than SRVGGNetCompact by name before reading anything).
     pub fn new(config: &UpscalerConfig) -> Result<Self> {
         let registry = Registry::builtin()?;
         let spec = registry.find(&config.model, config.scale)?.clone();
@@ -82,23 +144,37 @@ impl Upscaler {
         };
         tiling.validate()?;
         let store = ModelStore::locate(config.models_dir.as_deref());
-        let fp32 = store.onnx_path(&spec, Precision::Fp32);
-        let fp16 = store.onnx_path(&spec, Precision::Fp16);
-        verify_file("ONNX model", &fp32, spec.onnx_sha256(Precision::Fp32))?;
-        verify_file("ONNX model", &fp16, spec.onnx_sha256(Precision::Fp16))?;
         let session = match config.engine {
-            Engine::Ort => OrtSession::open(
-                &ModelFiles {
-                    fp32: &fp32,
-                    fp16: &fp16,
-                },
-                &config.session,
-                spec.scale,
-            )?,
+            Engine::Ort => {
+                let fp32 = store.onnx_path(&spec, Precision::Fp32);
+                let fp16 = store.onnx_path(&spec, Precision::Fp16);
+                verify_file("ONNX model", &fp32, spec.onnx_sha256(Precision::Fp32))?;
+                verify_file("ONNX model", &fp16, spec.onnx_sha256(Precision::Fp16))?;
+                Session::Ort(OrtSession::open(
+                    &ModelFiles {
+                        fp32: &fp32,
+                        fp16: &fp16,
+                    },
+                    &config.session,
+                    spec.scale,
+                )?)
+            }
+            Engine::Wgpu => {
+                let s = WgpuSession::open(&spec, &store, &config.session)?;
+                if s.scale() != spec.scale {
+                    return Err(ModelError::Registry(format!(
+                        "{}: the ncnn graph scales x{}",
+                        spec.label(),
+                        s.scale()
+                    )));
+                }
+                Session::Wgpu(s)
+            }
         };
         Ok(Self {
             spec,
             tiling,
+            engine: config.engine,
             session,
         })
     }
@@ -115,12 +191,23 @@ impl Upscaler {
         self.tiling
     }
 
-    pub fn provider(&self) -> Provider {
-        self.session.provider()
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The ONNX Runtime provider, or the wgpu adapter, the network runs on.
+    pub fn provider(&self) -> Accelerator {
+        match &self.session {
+            Session::Ort(s) => Accelerator::Ort(s.provider()),
+            Session::Wgpu(s) => Accelerator::Wgpu(s.adapter().clone()),
+        }
     }
 
     pub fn precision(&self) -> Precision {
-        self.session.precision()
+        match &self.session {
+            Session::Ort(s) => s.precision(),
+            Session::Wgpu(s) => s.precision(),
+        }
     }
 
     /// Raw network output (planar CHW, unclamped) for a planar RGB input in [0, 1].
@@ -243,7 +330,25 @@ mod tests {
     #[test]
     fn engines() {
         assert_eq!("ort".parse::<Engine>().unwrap(), Engine::Ort);
-        let e = "wgpu".parse::<Engine>().unwrap_err().to_string();
-        assert!(e.contains("\"wgpu\" is not available"), "{e}");
+        assert_eq!("WGPU".parse::<Engine>().unwrap(), Engine::Wgpu);
+        assert_eq!(Engine::Wgpu.to_string(), "wgpu");
+        let e = "tensorflow".parse::<Engine>().unwrap_err().to_string();
+        assert!(
+            e.contains("\"tensorflow\" is not available") && e.contains("ort, wgpu"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wgpu_refuses_rrdb_models_by_name() {
+        let mut config = UpscalerConfig::new("RealESRGAN_x4plus", 4);
+        config.engine = Engine::Wgpu;
+        config.models_dir = Some("/nonexistent".into());
+        let e = Upscaler::new(&config).err().map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        assert!(
+            e.contains("engine wgpu does not run RealESRGAN_x4plus x4 (RRDBNet)"),
+            "{e}"
+        );
     }
 }

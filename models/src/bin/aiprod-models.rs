@@ -57,6 +57,9 @@ struct BenchArgs {
     overlap: Option<u32>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// fp32 or fp16 (default: fp16 on GPUs, fp32 on the CPU)
+    #[arg(long)]
+    precision: Option<String>,
     /// Input as raw little-endian f32 CHW (default: a synthetic frame)
     #[arg(long)]
     input_f32: Option<PathBuf>,
@@ -85,6 +88,16 @@ fn bench(args: BenchArgs, models_dir: Option<PathBuf>) -> aiprod_models::Result<
     config.overlap_px = args.overlap;
     config.session.threads = args.threads;
     config.session.device = args.device.parse()?;
+    config.session.precision = match args.precision.as_deref() {
+        None => None,
+        Some("fp32") => Some(aiprod_models::Precision::Fp32),
+        Some("fp16") => Some(aiprod_models::Precision::Fp16),
+        Some(other) => {
+            return Err(aiprod_models::ModelError::InvalidSetting(format!(
+                "precision {other:?} (expected fp32 or fp16)"
+            )))
+        }
+    };
     config.models_dir = models_dir;
     let started = Instant::now();
     let mut up = Upscaler::new(&config)?;
@@ -109,8 +122,9 @@ fn bench(args: BenchArgs, models_dir: Option<PathBuf>) -> aiprod_models::Result<
     let total: f64 = per_frame.iter().sum();
     let tiling = up.tiling();
     println!(
-        "{{\"engine\": \"aiprod-ort\", \"provider\": \"{}\", \"model\": \"{}\", \"scale\": {}, \"width\": {w}, \"height\": {h}, \"tile_px\": {}, \"overlap_px\": {}, \"load_s\": {load_s:.4}, \"warmup_s\": {warmup_s:.4}, \"frames\": {}, \"seconds_per_frame\": {:.4}, \"frames_per_s\": {:.4}, \"per_frame_s\": {:?}}}",
+        "{{\"engine\": \"aiprod-ort\", \"provider\": \"{}\", \"precision\": \"{:?}\", \"model\": \"{}\", \"scale\": {}, \"width\": {w}, \"height\": {h}, \"tile_px\": {}, \"overlap_px\": {}, \"load_s\": {load_s:.4}, \"warmup_s\": {warmup_s:.4}, \"frames\": {}, \"seconds_per_frame\": {:.4}, \"frames_per_s\": {:.4}, \"per_frame_s\": {:?}}}",
         up.provider().as_str(),
+        up.precision(),
         up.spec().name,
         up.scale(),
         tiling.tile_px,

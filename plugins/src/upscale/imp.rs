@@ -134,7 +134,7 @@ impl ObjectImpl for AiprodUpscale {
                     .build(),
                 glib::ParamSpecString::builder("engine")
                     .nick("Engine")
-                    .blurb("Inference engine (ort = ONNX Runtime)")
+                    .blurb("Inference engine: ort (ONNX Runtime, every model) or wgpu (aiprod's own GPU kernels, realesr-animevideov3 only; adapter from AIPROD_WGPU_ADAPTER)")
                     .default_value(Some(DEFAULT_ENGINE))
                     .mutable_ready()
                     .build(),
@@ -349,7 +349,7 @@ impl BaseTransformImpl for AiprodUpscale {
             imp = self,
             "{} on {} ({:?}), tiles {:?}",
             upscaler.spec().label(),
-            upscaler.provider().as_str(),
+            upscaler.provider(),
             upscaler.precision(),
             upscaler.tiling()
         );

@@ -21,7 +21,8 @@ pub struct UpscaleArgs {
     /// 2, 3 or 4 for realesr-animevideov3; 4 for RealESRGAN_x4plus(_anime_6B).
     #[arg(long, default_value_t = 4)]
     scale: u32,
-    /// Inference engine.
+    /// Inference engine: ort (ONNX Runtime, every model) or wgpu (aiprod's own GPU kernels,
+    /// realesr-animevideov3 only; adapter from AIPROD_WGPU_ADAPTER).
     #[arg(long, default_value = "ort")]
     engine: String,
     /// Tile side in input pixels (0 = whole frame; default: the model's).
@@ -30,7 +31,7 @@ pub struct UpscaleArgs {
     /// Tile overlap in input pixels (default: the model's receptive radius where practical).
     #[arg(long)]
     overlap: Option<u32>,
-    /// auto, cpu, cuda[:N], tensorrt[:N].
+    /// auto, cpu, cuda[:N], tensorrt[:N] (engine ort).
     #[arg(long, default_value = "auto")]
     device: String,
     /// CPU threads (0 = one per core).
@@ -119,13 +120,14 @@ pub fn upscale(args: &UpscaleArgs, json: bool) -> Result<(), CtlError> {
             "input": args.input, "output": args.output,
             "model": upscaler.spec().name, "scale": s,
             "width": w, "height": h, "out_width": w * s, "out_height": h * s,
-            "engine": "ort", "provider": upscaler.provider().as_str(),
+            "engine": upscaler.engine().to_string(), "provider": upscaler.provider().as_str(),
+            "device": upscaler.provider().to_string(),
             "tile_px": tiling.tile_px, "overlap_px": tiling.overlap_px,
             "seconds": seconds,
         }))?;
     } else {
         println!(
-            "{} -> {}: {}x{} -> {}x{} with {} on {} (tile {} px, overlap {} px) in {seconds:.2} s",
+            "{} -> {}: {}x{} -> {}x{} with {} on {} ({:?}, tile {} px, overlap {} px) in {seconds:.2} s",
             args.input.display(),
             args.output.display(),
             w,
@@ -133,7 +135,8 @@ pub fn upscale(args: &UpscaleArgs, json: bool) -> Result<(), CtlError> {
             w * s,
             h * s,
             upscaler.spec().label(),
-            upscaler.provider().as_str(),
+            upscaler.provider(),
+            upscaler.precision(),
             tiling.tile_px,
             tiling.overlap_px
         );
