@@ -104,3 +104,52 @@ fn audio_silence_and_loudness_are_reported() {
         "{summary} vs {want:?}"
     );
 }
+
+#[test]
+fn blur_mean_matches_ffmpeg_blurdetect() {
+    let ffmpeg_ok = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ffmpeg_ok {
+        eprintln!("SKIPPED: ffmpeg not installed; it makes the clip and is the oracle");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("blur.mkv");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=160x120:rate=25,gblur=sigma=1.5")
+        .args(["-t", "0.4", "-pix_fmt", "yuv420p", "-c:v", "ffv1"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-i"])
+        .arg(&clip)
+        .args(["-vf", "blurdetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let theirs: f64 = log
+        .split("blur mean: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no 'blur mean' in ffmpeg's log:\n{log}"));
+    let msgs = run(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=I420 \
+         ! aiprodqc blur=true ! fakesink",
+        clip.display()
+    ));
+    let summary = msgs
+        .iter()
+        .find(|s| s.name() == "aiprodqc")
+        .expect("summary message");
+    assert_eq!(summary.get::<u64>("frames").unwrap(), 10, "{summary}");
+    let ours: f64 = summary.get("blur-mean").unwrap();
+    eprintln!("blur mean: aiprodqc {ours:.7} ffmpeg {theirs:.7}");
+    // FFmpeg logs the mean with 7 decimals.
+    assert!((ours - theirs).abs() < 1e-6, "{summary} vs ffmpeg {theirs}");
+}

@@ -37,6 +37,9 @@ pub struct QualitySpec {
     /// Minimum SSIM against the reference (the pre-upscale source scaled to the output), checked
     /// when a reference is given.
     pub min_ssim: Option<f64>,
+    /// Upper bound on the mean blurdetect value (FFmpeg's "blur mean": the mean edge width in
+    /// luma pixels of the sharpest 80 % of the picture); unchecked when absent.
+    pub max_blur: Option<f64>,
 }
 
 fn default_loudness_tolerance() -> f64 {
@@ -443,6 +446,15 @@ pub fn checks(
             f.ssim_all >= min,
         );
     }
+    if let Some(max) = spec.max_blur {
+        let (m, pass) = match &qc.blur {
+            Some(b) if b.mean.is_finite() => (format!("{:.3}", b.mean), b.mean <= max),
+            // No edges anywhere (flat picture): nothing blurred to measure.
+            Some(b) if b.frames > 0 => ("no edges".into(), true),
+            _ => ("not measured".into(), false),
+        };
+        check("blur_mean", m, format!("<= {max:.3}"), pass);
+    }
     out
 }
 
@@ -454,19 +466,51 @@ pub fn validate_with_spec(
     spec: &QualitySpec,
     opts: &ValidateOptions,
 ) -> Result<ValidationReport, ValidateError> {
+    // Probed first: a file that is not media fails with the probe's precise error.
     let probe = probe_json(file, &ProbeOptions::default())?;
-    let cfg = QcConfig {
+    let qc = qc::analyze_file(file, &qc_config(spec))?;
+    report(file, spec, &probe, &qc, opts)
+}
+
+/// The detector settings that measure what `spec` checks: windows short enough to find any
+/// segment longer than its limits, blur only when it is checked. What an in-pipeline QC
+/// (`aiprodqc`) must be set to for [`validate_measured`] to give [`validate_with_spec`]'s answer.
+pub fn qc_config(spec: &QualitySpec) -> QcConfig {
+    QcConfig {
         black_min_duration_s: detector_window(spec.max_black_s),
         freeze_min_duration_s: detector_window(spec.max_frozen_s),
         silence_min_duration_s: detector_window(spec.max_silence_s.unwrap_or(2.0)),
+        // The blur measure costs more than every other detector; only when the spec checks it.
+        blur: spec.max_blur.map(|_| qc::BlurConfig::default()),
         ..QcConfig::default()
-    };
-    let qc = qc::analyze_file(file, &cfg)?;
+    }
+}
+
+/// Validates `file` against `spec` with QC measured already (by `aiprodqc` on the frames the
+/// encoder took, so nothing is decoded again): the native probe of `file` gives the format
+/// facts; compares with the reference when given.
+pub fn validate_measured(
+    file: &Path,
+    spec: &QualitySpec,
+    qc: &qc::QcReport,
+    opts: &ValidateOptions,
+) -> Result<ValidationReport, ValidateError> {
+    let probe = probe_json(file, &ProbeOptions::default())?;
+    report(file, spec, &probe, qc, opts)
+}
+
+fn report(
+    file: &Path,
+    spec: &QualitySpec,
+    probe: &Value,
+    qc: &qc::QcReport,
+    opts: &ValidateOptions,
+) -> Result<ValidationReport, ValidateError> {
     let fidelity = match (&opts.reference, spec.min_ssim) {
         (Some(r), Some(_)) => Some(qc::compare_files(file, r)?),
         _ => None,
     };
-    let checks = checks(spec, &probe, &qc, fidelity.as_ref(), opts);
+    let checks = checks(spec, probe, qc, fidelity.as_ref(), opts);
     Ok(ValidationReport {
         file: file.display().to_string(),
         passed: checks.iter().all(|c| c.pass),
@@ -586,6 +630,29 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(failed, vec!["longest_black_s"]);
+        assert!(
+            !c.iter().any(|c| c.name == "blur_mean"),
+            "no max_blur, no check"
+        );
+        let blurry = qc::QcReport {
+            blur: Some(qc::Blur {
+                frames: 250,
+                mean: 7.25,
+                max: 9.0,
+                frames_without_edges: 0,
+            }),
+            ..qc.clone()
+        };
+        let strict = QualitySpec {
+            max_blur: Some(6.0),
+            ..spec.clone()
+        };
+        let c = checks(&strict, &probe, &blurry, None, &opts);
+        let blur = c.iter().find(|c| c.name == "blur_mean").unwrap();
+        assert_eq!(
+            (blur.measured.as_str(), blur.threshold.as_str(), blur.pass),
+            ("7.250", "<= 6.000", false)
+        );
         let black = c.iter().find(|c| c.name == "longest_black_s").unwrap();
         assert_eq!(
             (black.measured.as_str(), black.threshold.as_str()),

@@ -55,6 +55,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("y4m_422p10_5994.y4m", "-f lavfi -i testsrc2=size=160x120:rate=60000/1001 -t 0.5 -pix_fmt yuv422p10le -strict -1"),
     ("avi_mpeg4_mp3.avi", "{v} {a} -t 1 -c:v mpeg4 -c:a libmp3lame"),
     ("avi_mjpeg_pcm.avi", "{v} {a} -t 1 -c:v mjpeg -c:a pcm_s16le"),
+    ("avi_ffv1_v1_10bit.avi", "-f lavfi -i testsrc2=size=64x48:rate=25 -t 1 -c:v ffv1 -level 1 -pix_fmt yuv420p10le"),
     ("avi_raw.avi", "-f lavfi -i testsrc2=size=64x48:rate=25 -t 1 -c:v rawvideo -pix_fmt yuv420p"),
     ("ts_h264_aac.ts", "{v} {a} -t 1 -c:v libx264 -c:a aac"),
     ("ts_hevc_ac3.ts", "{v} {a} -t 1 -c:v libx265 -x265-params log-level=none -c:a ac3"),

@@ -1,7 +1,8 @@
 //! `aiprodqc`: quality control inside a pipeline, on the frames already decoded for encoding, so
 //! QC costs no second decode. Passthrough: buffers leave untouched. On raw I420 video it runs
-//! FFmpeg-equivalent black and freeze detection; on F32 audio, silence detection and EBU R128
-//! loudness (aiprod_quality::qc). Results are posted as element messages:
+//! FFmpeg-equivalent black and freeze detection (and blurdetect with `blur=true`); on F32 audio,
+//! silence detection and EBU R128 loudness (aiprod_quality::qc). Results are posted as element
+//! messages:
 //!
 //! - `aiprodqc-segment` when a black/frozen/silent segment ends (`kind`, `start-s`, `end-s`);
 //! - `aiprodqc` at end of stream with the totals (see imp.rs for the fields).

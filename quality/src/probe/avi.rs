@@ -307,6 +307,11 @@ pub fn parse(input: &Input, filename: &str) -> Result<(Format, Vec<Stream>)> {
                         }
                         st.video.field_order = None;
                     }
+                    "ffv1" => {
+                        if let Some(f) = &first {
+                            let _ = codecs::apply_ffv1_frame(&mut st, f);
+                        }
+                    }
                     "rawvideo" => {
                         st.video.pix_fmt = Some(
                             match &comp {

@@ -1548,6 +1548,179 @@ pub fn apply_pcm(st: &mut Stream) {
         Some(i64::from(st.audio.sample_rate) * i64::from(st.audio.channels) * i64::from(bits));
 }
 
+/// FFmpeg's range decoder (libavcodec/rangecoder.[ch]) with the state tables FFV1 builds
+/// (`ff_build_rac_states(c, 0.05 * 2^32, 256 - 8)`), enough to read an FFV1 version 0/1 frame
+/// header. Reading past the end yields zero bytes, as FFmpeg's `refill` does.
+struct RangeDecoder<'a> {
+    data: &'a [u8],
+    pos: usize,
+    low: u32,
+    range: u32,
+    one_state: [u8; 256],
+    zero_state: [u8; 256],
+}
+
+impl<'a> RangeDecoder<'a> {
+    fn new(data: &'a [u8]) -> Option<Self> {
+        let low = u32::from(u16::from_be_bytes([*data.first()?, *data.get(1)?]));
+        let mut one_state = [0u8; 256];
+        let mut zero_state = [0u8; 256];
+        let factor = (0.05 * (1u64 << 32) as f64) as i64;
+        let max_p = 256 - 8;
+        let one: i64 = 1 << 32;
+        let (mut last_p8, mut p) = (0i64, one / 2);
+        for _ in 0..128 {
+            let mut p8 = (256 * p + one / 2) >> 32;
+            if p8 <= last_p8 {
+                p8 = last_p8 + 1;
+            }
+            if last_p8 > 0 && last_p8 < 256 && p8 <= max_p {
+                one_state[last_p8 as usize] = p8 as u8;
+            }
+            p += ((one - p) * factor + one / 2) >> 32;
+            last_p8 = p8;
+        }
+        for i in (256 - max_p)..=max_p {
+            if one_state[i as usize] != 0 {
+                continue;
+            }
+            let mut p = (i * one + 128) >> 8;
+            p += ((one - p) * factor + one / 2) >> 32;
+            let mut p8 = (256 * p + one / 2) >> 32;
+            if p8 <= i {
+                p8 = i + 1;
+            }
+            one_state[i as usize] = p8.min(max_p) as u8;
+        }
+        for i in 1..255 {
+            zero_state[i] = (256 - u32::from(one_state[256 - i])) as u8;
+        }
+        Some(RangeDecoder {
+            data,
+            pos: 2,
+            low,
+            range: 0xff00,
+            one_state,
+            zero_state,
+        })
+    }
+
+    fn refill(&mut self) {
+        if self.range < 0x100 {
+            self.range <<= 8;
+            self.low <<= 8;
+            if let Some(b) = self.data.get(self.pos) {
+                self.low += u32::from(*b);
+                self.pos += 1;
+            }
+        }
+    }
+
+    fn bit(&mut self, state: &mut u8) -> bool {
+        let range1 = (self.range * u32::from(*state)) >> 8;
+        self.range -= range1;
+        let one = self.low >= self.range;
+        if one {
+            self.low -= self.range;
+            *state = self.one_state[usize::from(*state)];
+            self.range = range1;
+        } else {
+            *state = self.zero_state[usize::from(*state)];
+        }
+        self.refill();
+        one
+    }
+
+    /// FFV1 `get_symbol`: an Exp-Golomb-like adaptive code over 32 context states.
+    fn symbol(&mut self, state: &mut [u8; 32], signed: bool) -> Option<i64> {
+        if self.bit(&mut state[0]) {
+            return Some(0);
+        }
+        let mut e = 0usize;
+        while self.bit(&mut state[1 + e.min(9)]) {
+            e += 1;
+            if e > 31 {
+                return None;
+            }
+        }
+        let mut a: i64 = 1;
+        for i in (0..e).rev() {
+            a = 2 * a + i64::from(self.bit(&mut state[22 + i.min(9)]));
+        }
+        let negative = signed && self.bit(&mut state[11 + e.min(10)]);
+        Some(if negative { -a } else { a })
+    }
+}
+
+/// FFV1 version 0/1: the frame header at the start of every keyframe (range coded), read like
+/// FFmpeg's `read_header` up to the pixel format. Versions 2+ keep it in the extradata instead.
+pub fn apply_ffv1_frame(st: &mut Stream, frame: &[u8]) -> Option<()> {
+    let mut rc = RangeDecoder::new(frame)?;
+    let mut keystate = 128u8;
+    if !rc.bit(&mut keystate) {
+        return None;
+    }
+    let mut state = [128u8; 32];
+    let version = rc.symbol(&mut state, false)?;
+    if version >= 2 {
+        return None;
+    }
+    let coder = rc.symbol(&mut state, false)?;
+    if coder > 1 {
+        // A custom state transition table: 255 signed symbols.
+        for _ in 1..256 {
+            rc.symbol(&mut state, true)?;
+        }
+    }
+    let colorspace = rc.symbol(&mut state, false)?;
+    // Version 0 takes the depth from the container (none in the formats probed here: 8 bits).
+    let bits = if version > 0 {
+        rc.symbol(&mut state, false)?
+    } else {
+        8
+    };
+    let chroma_planes = rc.bit(&mut state[0]);
+    let (hs, vs) = (rc.symbol(&mut state, false)?, rc.symbol(&mut state, false)?);
+    let alpha = rc.bit(&mut state[0]);
+    let sub = 16 * hs + vs;
+    let yuv = |depth: &str, alpha_ok: bool| -> Option<String> {
+        let base = match (sub, alpha && alpha_ok) {
+            (0x00, false) => "yuv444p",
+            (0x01, false) => "yuv440p",
+            (0x10, false) => "yuv422p",
+            (0x11, false) => "yuv420p",
+            (0x20, false) if depth.is_empty() => "yuv411p",
+            (0x22, false) if depth.is_empty() => "yuv410p",
+            (0x00, true) => "yuva444p",
+            (0x10, true) => "yuva422p",
+            (0x11, true) => "yuva420p",
+            _ => return None,
+        };
+        Some(format!("{base}{depth}"))
+    };
+    let pix = match (colorspace, bits) {
+        (0, _) if !chroma_planes && !alpha => match bits {
+            0..=8 => Some("gray".to_string()),
+            9 | 10 | 12 | 16 => Some(format!("gray{bits}le")),
+            _ => None,
+        },
+        (0, 0..=8) if !chroma_planes => Some("ya8".to_string()),
+        (0, 0..=8) => yuv("", true),
+        (0, 9 | 10 | 16) => yuv(&format!("{bits}le"), true),
+        (0, 12 | 14) => yuv(&format!("{bits}le"), false),
+        (1, _) if hs != 0 || vs != 0 => None,
+        (1, 0..=8) => Some(if alpha { "bgra" } else { "bgr0" }.to_string()),
+        (1, 9 | 14) => Some(format!("gbrp{bits}le")),
+        (1, 10 | 12 | 16) => Some(format!("gbr{}p{bits}le", if alpha { "a" } else { "" })),
+        _ => None,
+    };
+    st.video.pix_fmt = Some(pix?);
+    if version > 0 && bits > 0 {
+        st.bits_per_raw_sample = u32::try_from(bits).ok();
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

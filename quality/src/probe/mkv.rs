@@ -672,6 +672,9 @@ fn build_stream(t: &Track) -> Option<Stream> {
                 "ffv1" => {
                     st.video.color_range = Some("tv");
                     st.video.field_order = Some("progressive");
+                    if let Some(f) = first {
+                        let _ = codecs::apply_ffv1_frame(&mut st, f);
+                    }
                 }
                 _ => {}
             }

@@ -1,9 +1,12 @@
-//! Quality control: FFmpeg-equivalent metrics (blackdetect, freezedetect, silencedetect, ebur128,
-//! psnr, ssim) as pure detectors ([`video`], [`audio`]), and file-level analysis that decodes once
+//! Quality control: FFmpeg-equivalent metrics (blackdetect, freezedetect, blurdetect,
+//! silencedetect, ebur128, psnr, ssim) as pure detectors ([`video`], [`blur`], [`audio`]), and file-level analysis that decodes once
 //! with GStreamer ([`decode`]) and runs every detector on the same frames.
 
 pub mod audio;
+pub mod blur;
 pub mod decode;
+pub mod fidelity;
+pub mod gpu;
 pub mod video;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 pub use audio::{Loudness, LoudnessMeter, SilenceDetector};
+pub use blur::{Blur, BlurConfig, BlurDetector};
+pub use gpu::{EngineChoice, FrameMeter, PairMeter, QcEngine};
 pub use video::{BlackDetector, Fidelity, FidelityAccumulator, Frame, FreezeDetector, Segment};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +26,11 @@ pub enum QcError {
     NoFrames(PathBuf),
     #[error("frame sizes differ: {main} vs reference {reference}")]
     SizeMismatch { main: String, reference: String },
+    /// The engine setting ([`gpu::ENGINE_ENV`]) is unknown, or asks for wgpu where none is.
+    #[error("QC engine: {0}")]
+    Engine(String),
+    #[error("GPU metrics (AIPROD_QC_ENGINE=cpu avoids the GPU): {0}")]
+    Gpu(#[from] aiprod_kernels::KernelError),
 }
 
 /// Detector settings; the defaults are FFmpeg's filter defaults.
@@ -31,6 +41,10 @@ pub struct QcConfig {
     pub freeze_min_duration_s: f64,
     pub silence_noise_db: f64,
     pub silence_min_duration_s: f64,
+    /// blurdetect settings; None skips the blur measure (it costs more than the other video
+    /// detectors together).
+    #[serde(default)]
+    pub blur: Option<BlurConfig>,
 }
 
 impl Default for QcConfig {
@@ -41,6 +55,7 @@ impl Default for QcConfig {
             freeze_min_duration_s: 2.0,
             silence_noise_db: -60.0,
             silence_min_duration_s: 2.0,
+            blur: Some(BlurConfig::default()),
         }
     }
 }
@@ -55,30 +70,48 @@ pub struct QcReport {
     pub silence: Vec<Segment>,
     pub loudness: Option<Loudness>,
     pub audio_seconds: f64,
+    /// blurdetect over the video frames (None when not measured).
+    pub blur: Option<Blur>,
 }
 
 struct Detectors {
     cfg: QcConfig,
     black: BlackDetector,
     freeze: FreezeDetector,
+    blur: Option<BlurDetector>,
     silence: Option<SilenceDetector>,
     loudness: Option<LoudnessMeter>,
     report: QcReport,
     audio_frames: u64,
     audio_rate: u32,
+    /// Black/freeze measurement on the chosen engine, and its first failure.
+    frame_meter: FrameMeter,
+    meter_error: Option<QcError>,
 }
 
 /// Decodes `path` once and runs every detector on it.
 pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
+    analyze_file_with(path, cfg, &QcEngine::from_env()?)
+}
+
+/// [`analyze_file`] with the per-frame video metrics on `engine`.
+pub fn analyze_file_with(
+    path: &Path,
+    cfg: &QcConfig,
+    engine: &QcEngine,
+) -> Result<QcReport, QcError> {
     let state = Arc::new(Mutex::new(Detectors {
         cfg: cfg.clone(),
         black: BlackDetector::with_defaults(cfg.black_min_duration_s),
         freeze: FreezeDetector::new(cfg.freeze_noise_db, cfg.freeze_min_duration_s),
+        blur: cfg.blur.clone().map(BlurDetector::new),
         silence: None,
         loudness: None,
         report: QcReport::default(),
         audio_frames: 0,
         audio_rate: 0,
+        frame_meter: FrameMeter::new(engine),
+        meter_error: None,
     }));
     let (sv, sa) = (state.clone(), state.clone());
     decode::decode(
@@ -88,8 +121,14 @@ pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
                 return;
             };
             let pts = decoded.pts_s;
-            d.black.push(&f, pts);
-            d.freeze.push(&f, pts);
+            let d = &mut *d;
+            if d.meter_error.is_none() {
+                let measured = d.frame_meter.push(&f, pts, &mut d.black, &mut d.freeze);
+                d.meter_error = measured.err();
+            }
+            if let Some(b) = d.blur.as_mut() {
+                b.push(&f);
+            }
             d.report.video_frames += 1;
             d.report.last_pts_s = pts;
         })),
@@ -114,9 +153,13 @@ pub fn analyze_file(path: &Path, cfg: &QcConfig) -> Result<QcReport, QcError> {
     let mut d = state
         .lock()
         .map_err(|_| QcError::Decode("detector state poisoned".into()))?;
+    if let Some(e) = d.meter_error.take() {
+        return Err(e);
+    }
     let mut report = d.report.clone();
     report.black = d.black.finish();
     report.frozen = d.freeze.finish();
+    report.blur = d.blur.as_ref().map(BlurDetector::result);
     report.silence = d.silence.as_mut().map(|s| s.finish()).unwrap_or_default();
     report.loudness = d.loudness.as_ref().and_then(|l| l.result());
     if d.audio_rate > 0 {
@@ -131,6 +174,15 @@ const FRAME_QUEUE: usize = 4;
 /// PSNR and SSIM of `main` against `reference`, frame by frame, both decoded concurrently (like
 /// `ffmpeg -i main -i reference -lavfi "ssim;[0:v][1:v]psnr"`).
 pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError> {
+    compare_files_with(main, reference, &QcEngine::from_env()?)
+}
+
+/// [`compare_files`] with the per-frame metrics on `engine`.
+pub fn compare_files_with(
+    main: &Path,
+    reference: &Path,
+    engine: &QcEngine,
+) -> Result<Fidelity, QcError> {
     let spawn = |p: PathBuf| {
         let (tx, rx) = mpsc::sync_channel::<decode::DecodedFrame>(FRAME_QUEUE);
         let handle = std::thread::spawn(move || {
@@ -147,6 +199,7 @@ pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError>
     let (rx_main, h_main) = spawn(main.to_path_buf());
     let (rx_ref, h_ref) = spawn(reference.to_path_buf());
     let mut acc = FidelityAccumulator::default();
+    let mut meter = PairMeter::new(engine);
     let mut mismatch = None;
     for (a, b) in rx_main.iter().zip(rx_ref.iter()) {
         let (Some(a), Some(b)) = (a.view(), b.view()) else {
@@ -159,7 +212,10 @@ pub fn compare_files(main: &Path, reference: &Path) -> Result<Fidelity, QcError>
             });
             break;
         }
-        acc.push(&a, &b);
+        if let Err(e) = meter.push(&a, &b, &mut acc) {
+            mismatch = Some(e);
+            break;
+        }
     }
     // Drain so both decoders can finish.
     drop(rx_main);

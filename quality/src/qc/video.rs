@@ -35,6 +35,8 @@ pub struct FidelityAccumulator {
     mse_plane: [f64; 3],
     ssim_weighted: f64,
     ssim_plane: [f64; 3],
+    /// Per-plane buffers of the fused CPU pass, kept from frame to frame.
+    scratch: [super::fidelity::FidelityScratch; 3],
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -57,38 +59,37 @@ fn psnr_db(mse: f64) -> f64 {
 }
 
 impl FidelityAccumulator {
+    /// One frame pair, measured on the CPU: PSNR and SSIM in one pass per plane
+    /// ([`super::fidelity`]; equal bit for bit to [`plane_mse`] and [`plane_ssim`]).
     pub fn push(&mut self, main: &Frame, reference: &Frame) {
-        let total: f64 = (0..3)
-            .map(|p| {
-                let (w, h) = main.plane_size(p);
-                (w * h) as f64
-            })
-            .sum();
+        let mut pixels = [0usize; 3];
+        let mut mse = [0.0; 3];
+        let mut ssim = [0.0; 3];
+        for (p, scratch) in self.scratch.iter_mut().enumerate() {
+            let (w, h) = main.plane_size(p);
+            pixels[p] = w * h;
+            (mse[p], ssim[p]) = super::fidelity::plane_fidelity(
+                (main.planes[p], main.strides[p]),
+                (reference.planes[p], reference.strides[p]),
+                (w, h),
+                scratch,
+            );
+        }
+        self.push_planes(pixels, mse, ssim);
+    }
+
+    /// One frame pair from its per-plane MSE and SSIM, however they were measured (the GPU engine
+    /// in [`super::gpu`] computes them on the device); planes are weighted by `plane_pixels`.
+    pub fn push_planes(&mut self, plane_pixels: [usize; 3], mse: [f64; 3], ssim: [f64; 3]) {
+        let total: f64 = plane_pixels.iter().map(|n| *n as f64).sum();
         let mut frame_mse = 0.0;
         let mut frame_ssim = 0.0;
         for p in 0..3 {
-            let (w, h) = main.plane_size(p);
-            let weight = (w * h) as f64 / total;
-            let mse = plane_mse(
-                main.planes[p],
-                main.strides[p],
-                reference.planes[p],
-                reference.strides[p],
-                w,
-                h,
-            );
-            let ssim = plane_ssim(
-                main.planes[p],
-                main.strides[p],
-                reference.planes[p],
-                reference.strides[p],
-                w,
-                h,
-            );
-            self.mse_plane[p] += mse;
-            self.ssim_plane[p] += ssim;
-            frame_mse += mse * weight;
-            frame_ssim += ssim * weight;
+            let weight = plane_pixels[p] as f64 / total;
+            self.mse_plane[p] += mse[p];
+            self.ssim_plane[p] += ssim[p];
+            frame_mse += mse[p] * weight;
+            frame_ssim += ssim[p] * weight;
         }
         self.mse_weighted += frame_mse;
         self.ssim_weighted += frame_ssim;
@@ -261,7 +262,16 @@ impl BlackDetector {
             let row = &f.planes[0][y * f.strides[0]..y * f.strides[0] + f.width];
             black += row.iter().filter(|p| **p <= self.pixel_threshold).count();
         }
-        let ratio = black as f64 / (f.width * f.height) as f64;
+        self.push_count(black as u64, (f.width * f.height) as u64, pts_s);
+    }
+    /// Luma values at or below this count as black.
+    pub fn pixel_threshold(&self) -> u8 {
+        self.pixel_threshold
+    }
+    /// One frame from its count of black luma pixels, however it was measured (the GPU engine in
+    /// [`super::gpu`] counts them on the device).
+    pub fn push_count(&mut self, black_pixels: u64, pixels: u64, pts_s: f64) {
+        let ratio = black_pixels as f64 / pixels as f64;
         if ratio >= self.picture_black_ratio {
             if self.start.is_none() {
                 self.start = Some(pts_s);
@@ -295,7 +305,10 @@ impl BlackDetector {
 pub struct FreezeDetector {
     pub noise: f64,
     pub min_duration_s: f64,
-    reference: Option<(Vec<Vec<u8>>, f64)>,
+    /// The segment's first frame: its timestamp, and its planes when the CPU compares (empty when
+    /// the GPU engine keeps the frame on the device).
+    reference_pts: Option<f64>,
+    reference_planes: Vec<Vec<u8>>,
     frozen: bool,
     pub segments: Vec<Segment>,
 }
@@ -305,7 +318,8 @@ impl FreezeDetector {
         FreezeDetector {
             noise: 10f64.powf(noise_db / 20.0),
             min_duration_s,
-            reference: None,
+            reference_pts: None,
+            reference_planes: Vec::new(),
             frozen: false,
             segments: Vec::new(),
         }
@@ -322,10 +336,10 @@ impl FreezeDetector {
             })
             .collect()
     }
-    fn is_frozen(&self, f: &Frame) -> bool {
-        let Some((r, _)) = &self.reference else {
-            return false;
-        };
+    /// Sum of absolute differences from the reference planes, and the number of samples.
+    fn difference(&self, f: &Frame) -> Option<(u64, u64)> {
+        self.reference_pts?;
+        let r = &self.reference_planes;
         let (mut sad, mut count) = (0u64, 0u64);
         for (p, plane) in r.iter().enumerate() {
             let (w, h) = f.plane_size(p);
@@ -340,19 +354,31 @@ impl FreezeDetector {
             }
             count += (w * h) as u64;
         }
-        sad as f64 / count as f64 / 256.0 <= self.noise
+        Some((sad, count))
     }
     pub fn push(&mut self, f: &Frame, pts_s: f64) {
-        let frozen = self.is_frozen(f);
-        match (&self.reference, frozen) {
-            (Some((_, ref_pts)), true) => {
+        let difference = self.difference(f);
+        if self.push_difference(difference, pts_s) {
+            self.reference_planes = Self::copy(f);
+        }
+    }
+    /// One frame from its (sum of absolute differences, samples) against the reference frame,
+    /// however it was measured (the GPU engine in [`super::gpu`] keeps the reference on the
+    /// device); `None` when there is no comparable reference. Returns true when this frame becomes
+    /// the new reference, which the caller then keeps.
+    pub fn push_difference(&mut self, difference: Option<(u64, u64)>, pts_s: f64) -> bool {
+        let frozen =
+            difference.is_some_and(|(sad, count)| sad as f64 / count as f64 / 256.0 <= self.noise);
+        match (self.reference_pts, frozen) {
+            (Some(ref_pts), true) => {
                 if !self.frozen && pts_s - ref_pts >= self.min_duration_s {
                     self.frozen = true;
                     self.segments.push(Segment {
-                        start_s: *ref_pts,
+                        start_s: ref_pts,
                         end_s: None,
                     });
                 }
+                false
             }
             _ => {
                 if self.frozen {
@@ -361,7 +387,8 @@ impl FreezeDetector {
                     }
                     self.frozen = false;
                 }
-                self.reference = Some((Self::copy(f), pts_s));
+                self.reference_pts = Some(pts_s);
+                true
             }
         }
     }
