@@ -14,6 +14,10 @@ pub use crate::webhooks::settings::{WebhooksConfig, WebhooksLayer};
 /// use grow linearly with duration, and a typo (3600 instead of 36) should not tie up a node.
 pub const DEFAULT_MAX_DURATION_S: f64 = 120.0;
 
+/// Most job slots of one kind: each running job holds a blocking thread and its pipeline's
+/// buffers, so thousands would exhaust a node long before its cores or GPUs are busy.
+pub const MAX_SLOTS: usize = 256;
+
 /// The effective configuration of one `aiprodd`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -22,8 +26,12 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Requests with a longer duration are refused with INVALID_ARGUMENT.
     pub max_duration_s: f64,
-    /// Jobs that run at the same time; the rest wait in QUEUED.
-    pub max_concurrent_jobs: usize,
+    /// Jobs that run on the CPU at the same time (every job whose plan needs no GPU engine);
+    /// the rest wait in QUEUED. Also read as `max_concurrent_jobs`, its name before GPU slots.
+    pub max_cpu_jobs: usize,
+    /// Jobs that run a GPU engine (ONNX Runtime CUDA/TensorRT, wgpu on a real GPU) at the same
+    /// time, apart from the CPU jobs. None: one per usable GPU found at start (0 without one).
+    pub max_gpu_jobs: Option<usize>,
     /// What this node costs per hour of CPU work and of GPU work (USD), for compute line items.
     /// None: the defaults of pricing.toml (`[node_defaults]`, with their source).
     pub cpu_usd_per_hour: Option<f64>,
@@ -65,7 +73,8 @@ impl Default for Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             max_duration_s: DEFAULT_MAX_DURATION_S,
-            max_concurrent_jobs: 1,
+            max_cpu_jobs: 1,
+            max_gpu_jobs: None,
             cpu_usd_per_hour: None,
             gpu_usd_per_hour: None,
             plan_ttl_s: 3600,
@@ -103,7 +112,9 @@ pub struct ConfigLayer {
     pub grpc_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
     pub max_duration_s: Option<f64>,
-    pub max_concurrent_jobs: Option<usize>,
+    #[serde(alias = "max_concurrent_jobs")]
+    pub max_cpu_jobs: Option<usize>,
+    pub max_gpu_jobs: Option<usize>,
     pub cpu_usd_per_hour: Option<f64>,
     pub gpu_usd_per_hour: Option<f64>,
     pub plan_ttl_s: Option<u64>,
@@ -163,7 +174,7 @@ impl Config {
             grpc_addr,
             http_addr,
             max_duration_s,
-            max_concurrent_jobs,
+            max_cpu_jobs,
             plan_ttl_s,
             max_job_attempts,
             log_json,
@@ -178,6 +189,9 @@ impl Config {
         }
         if layer.gpu_usd_per_hour.is_some() {
             self.gpu_usd_per_hour = layer.gpu_usd_per_hour;
+        }
+        if layer.max_gpu_jobs.is_some() {
+            self.max_gpu_jobs = layer.max_gpu_jobs;
         }
         if layer.profiles_dir.is_some() {
             self.profiles_dir = layer.profiles_dir.clone();
@@ -235,10 +249,16 @@ impl Config {
                 }
             }
         }
-        if self.max_concurrent_jobs == 0 || self.max_concurrent_jobs > 256 {
+        if self.max_cpu_jobs == 0 || self.max_cpu_jobs > MAX_SLOTS {
             return Err(ConfigError::Invalid {
-                key: "max_concurrent_jobs",
-                reason: format!("must be 1..=256, got {}", self.max_concurrent_jobs),
+                key: "max_cpu_jobs",
+                reason: format!("must be 1..={MAX_SLOTS}, got {}", self.max_cpu_jobs),
+            });
+        }
+        if let Some(n) = self.max_gpu_jobs.filter(|&n| n > MAX_SLOTS) {
+            return Err(ConfigError::Invalid {
+                key: "max_gpu_jobs",
+                reason: format!("must be 0..={MAX_SLOTS}, got {n}"),
             });
         }
         if self.max_job_attempts == 0 {
@@ -335,10 +355,30 @@ mod tests {
         let err = ConfigLayer::from_toml("max_duraton_s = 1", Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("max_duraton_s"), "{err}");
         let bad = ConfigLayer {
-            max_concurrent_jobs: Some(0),
+            max_cpu_jobs: Some(0),
             ..Default::default()
         };
         let err = Config::default().apply(&bad).validate().unwrap_err();
-        assert!(err.to_string().contains("max_concurrent_jobs"), "{err}");
+        assert!(err.to_string().contains("max_cpu_jobs"), "{err}");
+        let bad = ConfigLayer {
+            max_gpu_jobs: Some(1000),
+            ..Default::default()
+        };
+        let err = Config::default().apply(&bad).validate().unwrap_err();
+        assert!(err.to_string().contains("max_gpu_jobs"), "{err}");
+    }
+
+    #[test]
+    fn slots_per_engine_kind_and_the_old_key() {
+        let file =
+            ConfigLayer::from_toml("max_cpu_jobs = 3\nmax_gpu_jobs = 0\n", Path::new("x.toml"))
+                .unwrap();
+        let cfg = Config::default().apply(&file).validate().unwrap();
+        assert_eq!((cfg.max_cpu_jobs, cfg.max_gpu_jobs), (3, Some(0)));
+        // Unset: GPU slots follow the GPUs found at start.
+        assert_eq!(Config::default().max_gpu_jobs, None);
+        // Config files written before GPU slots keep working.
+        let old = ConfigLayer::from_toml("max_concurrent_jobs = 2\n", Path::new("x.toml")).unwrap();
+        assert_eq!(Config::default().apply(&old).max_cpu_jobs, 2);
     }
 }

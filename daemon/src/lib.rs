@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod dashboard;
 pub mod jobs;
+pub mod node;
 pub mod pipeline;
 pub mod server;
 pub mod telemetry;

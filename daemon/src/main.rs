@@ -26,9 +26,15 @@ struct Args {
     /// Longest clip a request may ask for, in seconds.
     #[arg(long, env = "AIPROD_MAX_DURATION_S")]
     max_duration_s: Option<f64>,
-    /// Jobs that run at once.
-    #[arg(long, env = "AIPROD_MAX_CONCURRENT_JOBS")]
+    /// Jobs that run on the CPU at once (jobs whose plan needs no GPU engine).
+    #[arg(long, env = "AIPROD_MAX_CPU_JOBS")]
+    max_cpu_jobs: Option<usize>,
+    /// Former name of --max-cpu-jobs (used when that is not given).
+    #[arg(long, env = "AIPROD_MAX_CONCURRENT_JOBS", hide = true)]
     max_concurrent_jobs: Option<usize>,
+    /// Jobs that run a GPU engine at once (default: one per usable GPU found at start).
+    #[arg(long, env = "AIPROD_MAX_GPU_JOBS")]
+    max_gpu_jobs: Option<usize>,
     /// This node's CPU cost, USD per hour.
     #[arg(long, env = "AIPROD_CPU_USD_PER_HOUR")]
     cpu_usd_per_hour: Option<f64>,
@@ -75,7 +81,8 @@ fn build_config(args: &Args) -> Result<Config, aiprod_daemon::config::ConfigErro
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
         max_duration_s: args.max_duration_s,
-        max_concurrent_jobs: args.max_concurrent_jobs,
+        max_cpu_jobs: args.max_cpu_jobs.or(args.max_concurrent_jobs),
+        max_gpu_jobs: args.max_gpu_jobs,
         cpu_usd_per_hour: args.cpu_usd_per_hour,
         gpu_usd_per_hour: args.gpu_usd_per_hour,
         profiles_dir: args.profiles_dir.clone(),

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use aiprod_planner::{NodeRates, PriceTable, ProfileCatalog};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::backends::Backends;
 use crate::config::Config;
@@ -126,12 +125,33 @@ pub async fn serve(
     let store = Arc::new(Store::open(&config.data_dir)?);
     let metrics = Arc::new(Metrics::new()?);
     let config = Arc::new(config);
+    // Once, off the async threads: it loads the Vulkan drivers and ONNX Runtime.
+    let hardware = Arc::new(
+        tokio::task::spawn_blocking(crate::node::Hardware::detect)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("hardware detection failed ({e}); reporting the CPU only");
+                crate::node::Hardware::cpu_only()
+            }),
+    );
     let defaults = NodeRates::from_defaults(&prices);
     let node = NodeRates {
         cpu_usd_per_hour: config.cpu_usd_per_hour.unwrap_or(defaults.cpu_usd_per_hour),
         gpu_usd_per_hour: config.gpu_usd_per_hour.unwrap_or(defaults.gpu_usd_per_hour),
-        has_gpu: false,
+        // GPU work is billed at the GPU rate only where a GPU engine can run it.
+        has_gpu: hardware.usable_gpus() > 0,
     };
+    if let Ok(up) = prices.upscaler() {
+        let wanted = crate::jobs::engines::gpu_engines_for(&up.engine);
+        if up.gpu && !hardware.gpu_with_any(wanted) {
+            tracing::warn!(
+                upscaler = %up.engine,
+                "the active upscaler runs on a GPU with {} and this node has none: plans that \
+                 upscale are infeasible here",
+                wanted.join(" or ")
+            );
+        }
+    }
     let backends = Backends::from_config(&config, Arc::clone(&prices), Arc::clone(&store))?;
     let engine = Arc::new(JobEngine::new(
         store,
@@ -140,6 +160,8 @@ pub async fn serve(
         Arc::clone(&metrics),
         backends,
         node,
+        Arc::clone(&hardware),
+        Arc::clone(&prices),
     )?);
     let resumed = engine.recover()?;
     if resumed > 0 {
@@ -304,9 +326,14 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(control)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
-        });
+        // TCP_NODELAY: a unary answer is several HTTP/2 frames written apart; with Nagle on,
+        // the last waited for the client's delayed ACK and every call took ~40 ms more.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            },
+        );
     let (grpc_res, http_res) = tokio::join!(grpc, http);
     // In-flight deliveries finish (bounded by one attempt's timeout); the rest stay pending.
     let _ = dispatcher_task.await;

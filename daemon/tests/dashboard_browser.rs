@@ -169,6 +169,62 @@ async fn dashboard_in_chromium_plans_generates_and_charts() {
     assert_eq!(result["receipt_lines"], receipt.lines.len());
     assert!(result["progress_seen"].as_f64().unwrap() > 0.0);
 
+    // The QC table shows the receipt's validation report: every check in order, with its
+    // measured value and threshold, and the verdict in words; a caption and column headers.
+    let validation = receipt.validation.clone().expect("validation report");
+    assert!(!validation.checks.is_empty());
+    for qc in [&result["qc"], &result["phone_qc"]] {
+        let rows = qc["rows"].as_array().expect("QC rows");
+        assert_eq!(rows.len(), validation.checks.len(), "{qc}");
+        for (row, check) in rows.iter().zip(&validation.checks) {
+            assert_eq!(row["name"], check.name.as_str(), "{row}");
+            assert!(!row["label"].as_str().unwrap().is_empty(), "{row}");
+            assert_eq!(
+                row["verdict"],
+                if check.pass { "✓ Pass" } else { "✗ Fail" },
+                "{row}"
+            );
+            // Shown with a unit and typographic signs, the measured figures are the daemon's.
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            let measured = row["measured"].as_str().unwrap();
+            if check.name != "video_bitrate_bps" {
+                assert_eq!(digits(measured), digits(&check.measured), "{row}");
+                assert_eq!(
+                    digits(row["threshold"].as_str().unwrap()),
+                    digits(&check.threshold),
+                    "{row}"
+                );
+            } else {
+                let bps: f64 = check.measured.parse().unwrap();
+                assert_eq!(measured, format!("{:.2} Mb/s", bps / 1e6), "{row}");
+            }
+        }
+        let passed = validation.checks.iter().filter(|c| c.pass).count();
+        let caption = qc["caption"].as_str().unwrap();
+        assert!(
+            caption.contains(&format!(
+                "{passed} of {} checks passed",
+                validation.checks.len()
+            )),
+            "{caption}"
+        );
+        assert_eq!(
+            qc["headers"],
+            serde_json::json!(["Check|col", "Measured|col", "Threshold|col", "Result|col"])
+        );
+        assert_eq!(qc["overflows"], false, "QC table wider than its box: {qc}");
+    }
+    let names: Vec<&str> = validation.checks.iter().map(|c| c.name.as_str()).collect();
+    for name in [
+        "container",
+        "video_codec",
+        "resolution",
+        "duration_s",
+        "longest_black_s",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+
     // The <video> loaded the output: its size and length are the probe's.
     let probe = receipt.probe.expect("probe");
     assert_eq!(result["video"]["width"], probe.width);
@@ -217,6 +273,8 @@ async fn dashboard_in_chromium_plans_generates_and_charts() {
         "desktop-metrics.png",
         "phone-plans.png",
         "phone-metrics.png",
+        "desktop-qc.png",
+        "phone-qc.png",
     ] {
         assert!(shots.join(name).is_file(), "{name}");
     }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use aiprod_daemon::proto::{self, JobState, Tier};
@@ -148,6 +149,45 @@ async fn plan_generate_social_clip_with_receipt_and_metrics() {
     let size: u64 = probe["format"]["size"].as_str().unwrap().parse().unwrap();
     assert_eq!(p.size_bytes, size);
     assert_eq!(receipt.output_path, done.output_path);
+
+    // The validation report: every check of SOCIAL/ECONOMY's QualitySpec, measured by aiprodqc
+    // inside the pipeline (no second decode), agrees with validating the file by decoding it:
+    // same checks, thresholds and verdicts; format facts equal; content values within the QC
+    // tolerances (0.1 s, 0.1 LU) plus the printed rounding.
+    let report = receipt.validation.as_ref().expect("validation report");
+    let spec = aiprod_quality::spec::QualitySpec::builtin("SOCIAL", "ECONOMY").unwrap();
+    let opts = aiprod_quality::spec::ValidateOptions {
+        expected_duration_s: Some(2.0),
+        reference: None,
+    };
+    let decoded =
+        aiprod_quality::spec::validate_with_spec(Path::new(&done.output_path), &spec, &opts)
+            .unwrap();
+    assert_eq!(
+        report.checks.iter().map(|c| &c.name).collect::<Vec<_>>(),
+        decoded.checks.iter().map(|c| &c.name).collect::<Vec<_>>()
+    );
+    assert!(report.checks.len() >= 12, "{report:?}");
+    for (ours, file) in report.checks.iter().zip(&decoded.checks) {
+        assert_eq!(ours.threshold, file.threshold, "{}", ours.name);
+        assert_eq!(ours.pass, file.pass, "{ours:?} vs decoded {file:?}");
+        let tolerance = match ours.name.as_str() {
+            "longest_black_s" | "longest_frozen_s" | "longest_silence_s" => 0.11,
+            "loudness_integrated_lufs" => 0.2,
+            // AAC's reconstruction overshoots a little: the encoder's input peaks lower.
+            "true_peak_dbtp" => 0.5,
+            _ => 0.0,
+        };
+        if tolerance == 0.0 {
+            assert_eq!(ours.measured, file.measured, "{}", ours.name);
+        } else {
+            let (a, b): (f64, f64) = (
+                ours.measured.parse().unwrap(),
+                file.measured.parse().unwrap(),
+            );
+            assert!((a - b).abs() <= tolerance, "{ours:?} vs decoded {file:?}");
+        }
+    }
 
     // ListJobs and GetUsage see it.
     let list = client

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use aiprod_daemon::jobs::realesrgan_upscale;
+use aiprod_daemon::node::{self, Adapter, Hardware};
 use aiprod_daemon::pipeline::{self, AudioFormat, Container, OutputSpec, ScaleMethod, VideoFormat};
 use aiprod_daemon::proto;
 use gst::prelude::*;
@@ -63,17 +64,55 @@ fn plans_map_to_realesrgan_only_for_its_engines() {
         ],
         ..Default::default()
     };
-    let up = realesrgan_upscale(&plan("aiprod/realesrgan", 4)).expect("gpu entry");
+    let gpu = |kind: &'static str, engines: Vec<&'static str>| Adapter {
+        name: format!("{kind} adapter"),
+        kind,
+        memory_bytes: 0,
+        backend: String::new(),
+        driver: String::new(),
+        engines,
+    };
+    let cpu = gpu("cpu", vec![node::ENGINE_GSTREAMER, node::ENGINE_ORT_CPU]);
+    let nvidia = Hardware {
+        adapters: vec![
+            cpu.clone(),
+            gpu(
+                "discrete-gpu",
+                vec![node::ENGINE_ORT_CUDA, node::ENGINE_WGPU],
+            ),
+        ],
+    };
+    let amd = Hardware {
+        adapters: vec![cpu.clone(), gpu("discrete-gpu", vec![node::ENGINE_WGPU])],
+    };
+    let up = realesrgan_upscale(&plan("aiprod/realesrgan", 4), &nvidia).expect("gpu entry");
     assert_eq!(
-        (up.model.as_str(), up.scale, up.device.as_str()),
-        ("realesr-animevideov3", 4, "auto")
+        (
+            up.model.as_str(),
+            up.scale,
+            up.engine.as_str(),
+            up.device.as_str()
+        ),
+        ("realesr-animevideov3", 4, "ort", "auto")
     );
-    let up = realesrgan_upscale(&plan("aiprod/realesrgan-cpu", 2)).expect("cpu entry");
-    assert_eq!((up.scale, up.device.as_str()), (2, "cpu"));
-    assert_eq!(realesrgan_upscale(&plan("gstreamer/videoscale", 2)), None);
-    assert_eq!(realesrgan_upscale(&plan("aiprod/realesrgan-xyz", 2)), None);
+    // a GPU that ONNX Runtime cannot use runs the network on the wgpu kernels
+    let up = realesrgan_upscale(&plan("aiprod/realesrgan", 4), &amd).expect("gpu entry");
+    assert_eq!((up.engine.as_str(), up.device.as_str()), ("wgpu", "auto"));
+    let up = realesrgan_upscale(&plan("aiprod/realesrgan-cpu", 2), &amd).expect("cpu entry");
     assert_eq!(
-        realesrgan_upscale(&plan("aiprod/realesrgan", 1)),
+        (up.scale, up.engine.as_str(), up.device.as_str()),
+        (2, "ort", "cpu")
+    );
+    assert_eq!(
+        realesrgan_upscale(&plan("gstreamer/videoscale", 2), &nvidia),
+        None
+    );
+    assert_eq!(
+        realesrgan_upscale(&plan("aiprod/realesrgan-xyz", 2), &nvidia),
+        None
+    );
+    assert_eq!(
+        realesrgan_upscale(&plan("aiprod/realesrgan", 1), &nvidia),
         None,
         "no upscale"
     );
@@ -119,6 +158,7 @@ fn processing_pipeline_upscales_with_aiprodupscale() {
     let upscale = pipeline::UpscaleSpec {
         model: "realesr-animevideov3".into(),
         scale: 2,
+        engine: "ort".into(),
         device: "cpu".into(),
         models_dir: Some(models_dir()),
     };

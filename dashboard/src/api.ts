@@ -140,6 +140,20 @@ export interface ProbeSummary {
   audio_channels: number;
   size_bytes: Int64;
 }
+/** One QualitySpec check of the VALIDATING stage: measured value, threshold, verdict. */
+export interface QualityCheck {
+  name: string;
+  measured: string;
+  threshold: string;
+  pass: boolean;
+}
+export interface ValidationReport {
+  path: string;
+  tier: Tier;
+  profile: string;
+  passed: boolean;
+  checks: QualityCheck[];
+}
 export interface Receipt {
   job_id: string;
   user_id: string;
@@ -160,6 +174,8 @@ export interface Receipt {
   error: string;
   created_unix_ms: Int64;
   cost_estimate_error: number;
+  /** The QualitySpec report (absent for a profile without a spec, or a job that never got there). */
+  validation?: ValidationReport;
 }
 export interface UsageRow {
   user_id: string;

@@ -82,3 +82,78 @@ export function presetLabel(name: string): string {
   const s = name.replace(/_/g, ' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
+
+/** A validation check as the receipt's QC table shows it. */
+export interface QcRow {
+  label: string;
+  measured: string;
+  threshold: string;
+}
+
+/**
+ * Label and unit of each QualitySpec check (quality/src/spec.rs names them; the suffix is the
+ * unit). Unknown names are still shown: humanised, with the unit read from the suffix.
+ */
+const QC_CHECKS: Record<string, [string, string]> = {
+  container: ['Container', ''],
+  video_present: ['Video stream', ''],
+  video_codec: ['Video codec', ''],
+  resolution: ['Resolution', 'px'],
+  fps: ['Frame rate', 'fps'],
+  pixel_format: ['Pixel format', ''],
+  video_bitrate_bps: ['Video bitrate', 'bit/s'],
+  duration_s: ['Duration', 's'],
+  audio_present: ['Audio stream', ''],
+  audio_codec: ['Audio codec', ''],
+  audio_sample_rate_hz: ['Audio sample rate', 'Hz'],
+  audio_channels: ['Audio channels', ''],
+  loudness_integrated_lufs: ['Integrated loudness', 'LUFS'],
+  true_peak_dbtp: ['True peak', 'dBTP'],
+  longest_black_s: ['Longest black segment', 's'],
+  longest_frozen_s: ['Longest frozen segment', 's'],
+  longest_silence_s: ['Longest silence', 's'],
+  ssim: ['SSIM vs reference', ''],
+  blur_mean: ['Blur (mean edge width)', 'px'],
+};
+
+const UNIT_SUFFIXES: [string, string][] = [
+  ['_bps', 'bit/s'],
+  ['_hz', 'Hz'],
+  ['_lufs', 'LUFS'],
+  ['_dbtp', 'dBTP'],
+  ['_db', 'dB'],
+  ['_s', 's'],
+];
+
+/** "Mb/s" with two decimals for every number in a bit/s value ("1000000..16000000"). */
+function megabits(text: string): string {
+  return text.replace(/\d+(\.\d+)?/g, (n) => (Number(n) / 1e6).toFixed(2));
+}
+
+/** Operators for reading: "<=" → "≤", ">=" → "≥", ".." → "–", a leading minus → "−". */
+function readable(text: string): string {
+  return text
+    .replace(/<=/g, '≤')
+    .replace(/>=/g, '≥')
+    .replace(/(\d)\.\.(-?\d)/g, '$1–$2')
+    .replace(/(^|[\s–])-(\d)/g, '$1−$2')
+    .replace(/^(\d+)x(\d+)$/, '$1×$2');
+}
+
+/** The label of a check and its measured value and threshold with their unit. */
+export function qcRow(check: { name: string; measured: string; threshold: string }): QcRow {
+  let [label, unit] = QC_CHECKS[check.name] ?? ['', ''];
+  if (!label) {
+    const suffix = UNIT_SUFFIXES.find(([s]) => check.name.endsWith(s));
+    const base = suffix ? check.name.slice(0, -suffix[0].length) : check.name;
+    label = presetLabel(base);
+    unit = suffix?.[1] ?? '';
+  }
+  const withUnit = (v: string): string => {
+    const numeric = /\d/.test(v) && !/[a-wyz]/i.test(v.replace(/x/g, ''));
+    if (!numeric || !unit) return readable(v);
+    if (unit === 'bit/s') return `${readable(megabits(v))} Mb/s`;
+    return `${readable(v)} ${unit}`;
+  };
+  return { label, measured: withUnit(check.measured), threshold: withUnit(check.threshold) };
+}

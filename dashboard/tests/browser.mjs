@@ -36,6 +36,23 @@ function watchErrors(p) {
   });
 }
 
+/** What the receipt's QC table shows: caption, headers, and per row the check, measured value,
+ * threshold and verdict (the words, as a screen reader reads them). */
+const qcTable = (p) =>
+  p.locator('#qc-table').evaluate((t) => ({
+    caption: t.caption?.textContent ?? '',
+    headers: [...t.querySelectorAll('thead th')].map((th) => `${th.textContent}|${th.getAttribute('scope')}`),
+    rows: [...t.querySelectorAll('tbody tr')].map((tr) => ({
+      name: tr.dataset.check,
+      label: tr.querySelector('th[scope="row"]')?.textContent ?? '',
+      measured: tr.querySelector('td.measured')?.textContent ?? '',
+      threshold: tr.querySelector('td.threshold')?.textContent ?? '',
+      verdict: tr.querySelector('.verdict')?.textContent ?? '',
+    })),
+    // Wider than its box means hidden columns at this width.
+    overflows: t.scrollWidth > t.parentElement.clientWidth + 1,
+  }));
+
 /** Whether the page scrolls sideways (it must not at phone width). */
 const overflowsX = (p) => p.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
 
@@ -101,6 +118,11 @@ try {
   );
   await page.locator('#receipt').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, 'desktop-receipt.png'), fullPage: true });
+  // The QC report of the validation stage: one row per check, a caption, column headers.
+  const qc = page.locator('#qc-table');
+  await qc.waitFor();
+  result.qc = await qcTable(page);
+  await qc.screenshot({ path: join(shots, 'desktop-qc.png') });
 
   // ---- Live metrics: the charts receive samples over /ws/metrics.
   await page.goto(`${url}/#/metrics`);
@@ -145,6 +167,9 @@ try {
   await page.locator('#receipt-actual-total').waitFor();
   result.phone_overflow.receipt = await overflowsX(page);
   await page.screenshot({ path: join(shots, 'phone-receipt.png'), fullPage: true });
+  await page.locator('#qc-table').waitFor();
+  result.phone_qc = await qcTable(page);
+  await page.locator('#qc-table').screenshot({ path: join(shots, 'phone-qc.png') });
   await page.goto(`${url}/#/metrics`);
   await page.locator('#metrics-conn', { hasText: 'live' }).waitFor();
   await page.waitForFunction(() => Number(document.querySelector('#chart-jobs')?.getAttribute('data-points')) > 0);

@@ -1080,8 +1080,21 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                         a.engines.join(", ")
                     );
                 }
+                for k in &s.slots {
+                    println!(
+                        "slots {}: {} running / {}, {} queued",
+                        k.kind, k.running, k.total, k.queued
+                    );
+                }
                 for t in &s.throughput {
-                    println!("throughput: {} {:.1} frames/s", t.stage, t.frames_per_s);
+                    if t.engine.is_empty() {
+                        println!("throughput: {} {:.1} frames/s", t.stage, t.frames_per_s);
+                    } else {
+                        println!(
+                            "throughput: {} on {} ({} slot) {:.1} frames/s over {} runs",
+                            t.stage, t.engine, t.slot, t.frames_per_s, t.runs
+                        );
+                    }
                 }
             }
         }

@@ -57,7 +57,9 @@ impl From<JobError> for ControlError {
     fn from(e: JobError) -> Self {
         match e {
             JobError::NotFound(id) => Self::NotFound(format!("job {id} not found")),
-            e @ JobError::AlreadyFinal { .. } => Self::FailedPrecondition(e.to_string()),
+            e @ (JobError::AlreadyFinal { .. } | JobError::MissingEngine(_)) => {
+                Self::FailedPrecondition(e.to_string())
+            }
             JobError::Store(s) => s.into(),
             e @ JobError::Draining => Self::Unavailable(e.to_string()),
             e @ (JobError::QueueFull { .. }

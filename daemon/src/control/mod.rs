@@ -60,33 +60,38 @@ impl ControlService {
         let (queued, running) = self.engine.load();
         let (disk_free_bytes, disk_total_bytes) =
             crate::jobs::disk_space(&cfg.data_dir).unwrap_or((0, 0));
-        let throughput = ["generate", "process"]
-            .iter()
-            .map(|stage| proto::EngineThroughput {
-                stage: stage.to_string(),
-                frames_per_s: self
-                    .engine
-                    .metrics
-                    .frames_per_s
-                    .with_label_values(&[stage])
-                    .get(),
-            })
-            .filter(|t| t.frames_per_s > 0.0)
-            .collect();
+        let mut throughput = self.engine.throughput_status();
+        if throughput.is_empty() {
+            // Nothing completed since start: the last run's rate per stage, from the metrics.
+            throughput = ["generate", "process"]
+                .iter()
+                .map(|stage| proto::EngineThroughput {
+                    stage: stage.to_string(),
+                    frames_per_s: self
+                        .engine
+                        .metrics
+                        .frames_per_s
+                        .with_label_values(&[stage])
+                        .get(),
+                    ..Default::default()
+                })
+                .filter(|t| t.frames_per_s > 0.0)
+                .collect();
+        }
         proto::NodeStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             node_name: if cfg.node_name.is_empty() {
-                node::host_name()
+                crate::node::host_name()
             } else {
                 cfg.node_name.clone()
             },
             cpu_count: std::thread::available_parallelism()
                 .map(|n| n.get() as u32)
                 .unwrap_or(1),
-            adapters: node::adapters(),
+            adapters: self.engine.hardware.to_proto(),
             queue_depth: queued as u32,
             running_jobs: running as u32,
-            max_concurrent_jobs: cfg.max_concurrent_jobs as u32,
+            max_concurrent_jobs: self.engine.total_slots() as u32,
             max_queued_jobs: cfg.max_queued_jobs as u32,
             disk_free_bytes,
             disk_total_bytes,
@@ -99,6 +104,17 @@ impl ControlService {
                 .iter()
                 .map(|b| b.to_string())
                 .collect(),
+            slots: self.engine.slot_status(),
+        }
+    }
+
+    /// Marks plans this node cannot run for lack of a GPU engine infeasible, with the reason.
+    fn check_engines(&self, plans: &mut [proto::PlanOption]) {
+        for p in plans.iter_mut().filter(|p| p.feasible) {
+            if let Err(e) = self.engine.slot_for(p) {
+                p.feasible = false;
+                p.infeasible_reasons.push(e.to_string());
+            }
         }
     }
 
@@ -209,6 +225,7 @@ impl ControlService {
         // Remote plans: can the provider do it, and is there money for it (may mark a plan
         // infeasible: "needed X, available Y")?
         let mut plans = plans;
+        self.check_engines(&mut plans);
         self.check_funds_blocking(&mut plans, &r.prompt);
         let stored: Vec<StoredPlan> = plans
             .iter()
@@ -294,6 +311,8 @@ impl ControlService {
             };
             (plan, r.prompt.clone())
         };
+        let mut plan = plan;
+        self.check_engines(std::slice::from_mut(&mut plan));
         if !plan.feasible {
             return Err(ControlError::FailedPrecondition(format!(
                 "the {} plan is infeasible: {}",
@@ -483,51 +502,6 @@ pub async fn drain_node(
         .set_not_serving::<proto::control_server::ControlServer<ControlService>>()
         .await;
     engine.wait_idle(deadline).await
-}
-
-/// What this machine is, for GetNodeStatus.
-mod node {
-    use crate::proto;
-
-    pub fn host_name() -> String {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    }
-
-    fn meminfo_total_bytes() -> u64 {
-        let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-
-    fn cpu_model() -> String {
-        let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("model name")
-                    .and_then(|r| r.split_once(':'))
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .unwrap_or_else(|| "cpu".into())
-    }
-
-    /// The CPU and the engines usable on it. GPU adapters are reported once GPU engines
-    /// (ONNX Runtime CUDA/TensorRT, wgpu) are wired in; a GPU is never claimed untested.
-    pub fn adapters() -> Vec<proto::Adapter> {
-        let mut engines = vec!["gstreamer".to_string()];
-        if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| std::path::Path::new(&p).is_file()) {
-            engines.push("ort-cpu".into());
-        }
-        vec![proto::Adapter {
-            name: cpu_model(),
-            kind: "cpu".into(),
-            memory_bytes: meminfo_total_bytes(),
-            engines,
-        }]
-    }
 }
 
 /// The request's user id, or the default user; refuses ids that are too long or odd.

@@ -2,24 +2,27 @@
 //! CANCELLED, run asynchronously with bounded concurrency, persisted in SQLite at every
 //! transition, resumed after a crash, and closed with a receipt (estimated next to actual).
 
+pub mod engines;
 pub mod receipt;
 pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use aiprod_planner::{Calibration, NodeRates, ProfileCatalog};
-use tokio::sync::{broadcast, Notify, Semaphore};
+use aiprod_planner::{Calibration, NodeRates, PriceTable, ProfileCatalog};
+use tokio::sync::{broadcast, Notify};
 
 use crate::backends::{BackendError, Backends, GenerationRequest};
 use crate::config::Config;
+use crate::node::Hardware;
 use crate::now_unix_ms;
 use crate::pipeline::{self, OutputSpec};
 use crate::proto::{self, JobState};
 use crate::telemetry::Metrics;
+use engines::{MissingEngine, SlotKind, Slots, Throughput};
 use receipt::{Measured, StageRun};
 use store::{JobRecord, Store, StoreError};
 
@@ -30,6 +33,10 @@ const EVENT_CHANNEL_CAPACITY: usize = 1024;
 /// one 0..1 figure for the whole job.
 const PROGRESS_GENERATE: (f64, f64) = (0.0, 0.45);
 const PROGRESS_PROCESS: (f64, f64) = (0.45, 0.95);
+
+/// Longest pause between attempts to write a job's final state when the store refuses it (a
+/// full disk): the job keeps its slot meanwhile, so the node starts no work it could not record.
+const FINAL_WRITE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Job-layer errors.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +59,8 @@ pub enum JobError {
         free_bytes: u64,
         min_bytes: u64,
     },
+    #[error(transparent)]
+    MissingEngine(#[from] MissingEngine),
 }
 
 /// (free, total) bytes of the file system holding `path`.
@@ -94,12 +103,16 @@ pub struct JobEngine {
     backends: Backends,
     events: broadcast::Sender<proto::JobEvent>,
     controls: Mutex<HashMap<String, Arc<JobControl>>>,
-    slots: Arc<Semaphore>,
+    /// What this node runs on, detected at start.
+    pub hardware: Arc<Hardware>,
+    /// Which plan engines run on a GPU (`gpu = true` in pricing.toml).
+    prices: Arc<PriceTable>,
+    /// CPU and GPU slots, with the jobs waiting for and holding each.
+    slots: Slots,
+    /// Frames/s per stage and engine over the runs since start.
+    throughput: Mutex<Throughput>,
     /// Set by Drain/SIGTERM: no new jobs are admitted.
     draining: AtomicBool,
-    /// Jobs accepted and waiting for a slot, and jobs running now.
-    queued: AtomicUsize,
-    running: AtomicUsize,
     /// Woken whenever a job task ends (drain waits on it).
     job_ended: Notify,
     started_at: Instant,
@@ -121,6 +134,7 @@ enum RunEnd {
 }
 
 impl JobEngine {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
         config: Arc<Config>,
@@ -128,6 +142,8 @@ impl JobEngine {
         metrics: Arc<Metrics>,
         backends: Backends,
         node: NodeRates,
+        hardware: Arc<Hardware>,
+        prices: Arc<PriceTable>,
     ) -> Result<Self, JobError> {
         let calibration = Calibration::from_entries(store.load_calibration()?);
         for (state, n) in store.count_by_state()? {
@@ -139,11 +155,15 @@ impl JobEngine {
             }
         }
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        let gpu_slots = config
+            .max_gpu_jobs
+            .unwrap_or_else(|| hardware.usable_gpus());
         Ok(Self {
-            slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
+            slots: Slots::new(config.max_cpu_jobs, gpu_slots),
+            hardware,
+            prices,
+            throughput: Mutex::new(Throughput::default()),
             draining: AtomicBool::new(false),
-            queued: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
             job_ended: Notify::new(),
             started_at: Instant::now(),
             store,
@@ -199,14 +219,43 @@ impl JobEngine {
         self.config.data_dir.join("jobs").join(job_id)
     }
 
-    /// Stores a new job (or finds the idempotent twin) and starts it. Returns the job and
-    /// whether it was created now.
+    /// The kind of slot `plan` runs in on this node, or why it cannot run here.
+    pub fn slot_for(&self, plan: &proto::PlanOption) -> Result<SlotKind, MissingEngine> {
+        engines::slot_for(
+            plan,
+            &self.prices,
+            &self.hardware,
+            self.slots.pool(SlotKind::Gpu).total,
+        )
+    }
+
+    /// Slots per kind (used, total, queued), for GetNodeStatus.
+    pub fn slot_status(&self) -> Vec<proto::EngineSlots> {
+        self.slots.status()
+    }
+
+    /// CPU + GPU slots.
+    pub fn total_slots(&self) -> usize {
+        self.slots.total()
+    }
+
+    /// Measured frames/s per stage and engine, for GetNodeStatus.
+    pub fn throughput_status(&self) -> Vec<proto::EngineThroughput> {
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status()
+    }
+
+    /// Stores a new job (or finds the idempotent twin) and starts it in a slot of the kind its
+    /// plan needs. Returns the job and whether it was created now.
     pub fn submit(self: &Arc<Self>, rec: JobRecord) -> Result<(proto::Job, bool), JobError> {
+        let kind = self.slot_for(&rec.plan)?;
         let (stored, created) = self.store.insert_job(&rec)?;
         if created {
             self.metrics.job_transition(None, JobState::Queued);
             self.publish(&stored.job, "queued", 0.0);
-            self.spawn(stored.job.job_id.clone());
+            self.spawn(stored.job.job_id.clone(), kind);
         }
         Ok((stored.job, created))
     }
@@ -229,8 +278,18 @@ impl JobEngine {
                 self.finish(&rec, &mut job, JobState::Failed, msg, &Measured::default());
                 continue;
             }
+            // The node may have lost the GPU the job was accepted for.
+            let kind = match self.slot_for(&rec.plan) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    let msg = format!("cannot resume on this node: {e}");
+                    tracing::warn!(job_id = %job.job_id, "{msg}");
+                    self.finish(&rec, &mut job, JobState::Failed, msg, &Measured::default());
+                    continue;
+                }
+            };
             tracing::info!(job_id = %job.job_id, state = crate::telemetry::state_label(from), "resuming job after restart");
-            self.spawn(job.job_id.clone());
+            self.spawn(job.job_id.clone(), kind);
         }
         Ok(n)
     }
@@ -278,21 +337,27 @@ impl JobEngine {
         Some(control)
     }
 
-    fn spawn(self: &Arc<Self>, job_id: String) {
+    /// Queues the job for a slot of `kind` and runs it once it has one.
+    fn spawn(self: &Arc<Self>, job_id: String, kind: SlotKind) {
         let engine = Arc::clone(self);
-        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.slots.pool(kind).queued.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let permit = Arc::clone(&engine.slots).acquire_owned().await;
-            engine.queued.fetch_sub(1, Ordering::SeqCst);
+            let pool = engine.slots.pool(kind);
+            let permit = Arc::clone(&pool.semaphore).acquire_owned().await;
+            // Counted running before no longer queued, so a watcher of load() never sees the
+            // job in neither (drain would think the node idle).
+            if permit.is_ok() {
+                pool.running.fetch_add(1, Ordering::SeqCst);
+            }
+            pool.queued.fetch_sub(1, Ordering::SeqCst);
             let Ok(permit) = permit else {
                 return; // the semaphore is closed only at shutdown
             };
-            engine.running.fetch_add(1, Ordering::SeqCst);
             let worker = Arc::clone(&engine);
             let id = job_id.clone();
-            let res = tokio::task::spawn_blocking(move || worker.run(&id)).await;
+            let res = tokio::task::spawn_blocking(move || worker.run(&id, kind)).await;
             drop(permit);
-            engine.running.fetch_sub(1, Ordering::SeqCst);
+            pool.running.fetch_sub(1, Ordering::SeqCst);
             engine.job_ended.notify_waiters();
             if let Err(e) = res {
                 tracing::error!(job_id = %job_id, "job task panicked: {e}");
@@ -305,12 +370,9 @@ impl JobEngine {
         });
     }
 
-    /// (queued, running) jobs of this process.
+    /// (queued, running) jobs of this process, over both kinds of slot.
     pub fn load(&self) -> (usize, usize) {
-        (
-            self.queued.load(Ordering::SeqCst),
-            self.running.load(Ordering::SeqCst),
-        )
+        self.slots.load()
     }
 
     pub fn uptime_s(&self) -> f64 {
@@ -418,8 +480,8 @@ impl JobEngine {
         self.publish(job, stage, 0.0);
     }
 
-    /// Runs one job to a final state, on a blocking thread.
-    fn run(self: &Arc<Self>, job_id: &str) {
+    /// Runs one job to a final state, on a blocking thread, holding a slot of `kind`.
+    fn run(self: &Arc<Self>, job_id: &str, kind: SlotKind) {
         let rec = match self.store.get_job(job_id) {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -438,27 +500,51 @@ impl JobEngine {
         let mut job = rec.job.clone();
         job.attempts += 1;
         let mut measured = Measured::default();
-        let end = self.run_stages(&rec, &mut job, &control.cancel, &mut measured);
-        match end {
-            Ok(()) => self.finish(
-                &rec,
-                &mut job,
-                JobState::Succeeded,
-                String::new(),
-                &measured,
-            ),
-            Err(RunEnd::Cancelled) => self.finish(
-                &rec,
-                &mut job,
-                JobState::Cancelled,
-                "cancelled".into(),
-                &measured,
-            ),
+        let end = self.run_stages(&rec, &mut job, &control.cancel, &mut measured, kind);
+        let (state, msg) = match end {
+            Ok(()) => (JobState::Succeeded, String::new()),
+            Err(RunEnd::Cancelled) => (JobState::Cancelled, "cancelled".to_string()),
             Err(RunEnd::Failed(msg)) => {
                 tracing::warn!(job_id, "job failed: {msg}");
-                self.finish(&rec, &mut job, JobState::Failed, msg, &measured)
+                (JobState::Failed, msg)
+            }
+        };
+        if state != JobState::Succeeded {
+            // Nothing of a failed or cancelled job is delivered: free its disk before writing
+            // the final state, which may need that space (a disk that filled mid-job).
+            self.discard_intermediates(job_id);
+        }
+        self.finish_with(&rec, &mut job, state, msg, &measured, true);
+    }
+
+    /// Removes a finished job's intermediate footage and any partial file (the pipelines remove
+    /// their own; this also catches one left by a crash of an earlier attempt).
+    fn discard_intermediates(&self, job_id: &str) {
+        let dir = self.job_dir(job_id);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name == "generated.mp4" || name.ends_with(".partial") {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(job_id, "cannot remove {}: {e}", path.display());
+                }
             }
         }
+        // Only when empty: an output that failed validation stays for inspection.
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    /// Adds a completed stage run to the node's throughput per engine.
+    fn measure(&self, stage: &str, engine: &str, kind: SlotKind, frames: f64, busy_s: f64) {
+        self.throughput
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(stage, engine, kind, frames, busy_s);
     }
 
     fn run_stages(
@@ -467,6 +553,7 @@ impl JobEngine {
         job: &mut proto::Job,
         cancel: &AtomicBool,
         measured: &mut Measured,
+        kind: SlotKind,
     ) -> Result<(), RunEnd> {
         let plan = &rec.plan;
         let profile = self.catalog.get(&plan.profile).cloned().ok_or_else(|| {
@@ -524,6 +611,13 @@ impl JobEngine {
                     measured.provider_billed_unit = g.billed_unit;
                     measured.generated_sha256 = g.sha256;
                     self.observe_stage("generate", &plan.backend, wall_s, g.frames_per_s);
+                    self.measure(
+                        "generate",
+                        engines::step_engine(plan, "generate", &plan.backend),
+                        kind,
+                        g.frames_per_s * g.compute_s,
+                        g.compute_s,
+                    );
                 }
                 Err(e) => {
                     // A remote backend's wait is the provider's time, not this node's compute;
@@ -548,20 +642,32 @@ impl JobEngine {
         }
         self.set_state(job, JobState::Processing, "process", PROGRESS_PROCESS.0);
         let spec = output_spec(&profile);
+        // Known before processing, so that aiprodqc measures in the pipeline what validation
+        // checks (no second decode of the output).
+        let tier = proto::Tier::try_from(plan.tier).unwrap_or(proto::Tier::Unspecified);
+        let quality_spec = self.quality_spec(tier, &plan.profile);
+        let qc_config = quality_spec.as_ref().map(aiprod_quality::spec::qc_config);
+        let pipeline_qc;
         let started = Instant::now();
         let mut on_progress = self.progress_reporter(job.clone(), "process", PROGRESS_PROCESS);
-        let upscale = realesrgan_upscale(plan);
-        let result = pipeline::process_upscaled(
+        let upscale = realesrgan_upscale(plan, &self.hardware);
+        let result = pipeline::process_job(
             &generated_path,
             &output_path,
             &spec,
             upscale.as_ref(),
+            qc_config.as_ref(),
             &mut on_progress,
             cancel,
         );
         let wall_s = started.elapsed().as_secs_f64();
         match result {
-            Ok((stats, upscaled)) => {
+            Ok(pipeline::Processed {
+                stats,
+                upscale: upscaled,
+                qc,
+            }) => {
+                pipeline_qc = qc;
                 if let Some(u) = upscaled {
                     measured.upscale = Some(StageRun {
                         wall_s: u.busy_s,
@@ -569,6 +675,8 @@ impl JobEngine {
                         frames_per_s: u.frames as f64 / u.busy_s.max(f64::MIN_POSITIVE),
                     });
                     measured.upscale_on_gpu = u.on_gpu;
+                    let engine = engines::step_engine(plan, "upscale", REALESRGAN_ENGINE);
+                    self.measure("upscale", engine, kind, u.frames as f64, u.busy_s);
                 }
                 measured.process = Some(StageRun {
                     wall_s,
@@ -576,6 +684,8 @@ impl JobEngine {
                     frames_per_s: stats.frames_per_s,
                 });
                 self.observe_stage("process", &plan.backend, wall_s, stats.frames_per_s);
+                let engine = engines::step_engine(plan, "encode", "x264");
+                self.measure("process", engine, kind, stats.frames as f64, wall_s);
             }
             Err(pipeline::PipelineError::Cancelled) => {
                 measured.process = Some(StageRun {
@@ -622,59 +732,61 @@ impl JobEngine {
             )));
         }
         // The QualitySpec of the job's tier and profile: every check goes into the receipt, and
-        // any failed check fails the job with the report.
-        let tier = proto::Tier::try_from(plan.tier).unwrap_or(proto::Tier::Unspecified);
-        if let Some(tier_name) = crate::control::tier_spec_name(tier) {
-            let spec_dir = self.config.profiles_dir.as_ref().map(|d| d.join("quality"));
-            match aiprod_quality::spec::QualitySpec::load_or_builtin(
-                spec_dir.as_deref(),
-                &plan.profile,
-                tier_name,
-            ) {
-                Ok(spec) => {
-                    let started = Instant::now();
-                    let opts = aiprod_quality::spec::ValidateOptions {
-                        expected_duration_s: Some(plan.duration_s),
-                        reference: None,
-                    };
-                    let report =
-                        aiprod_quality::spec::validate_with_spec(&output_path, &spec, &opts);
-                    let qc_s = started.elapsed().as_secs_f64();
-                    if let Some(v) = measured.validate.as_mut() {
-                        v.wall_s += qc_s;
-                        v.compute_s += qc_s;
-                    }
-                    let report = report.map_err(|e| RunEnd::Failed(format!("validation: {e}")))?;
-                    let report = receipt::validation_to_proto(&report, tier, &plan.profile);
-                    measured.validation = Some(report.clone());
-                    // The local backend renders synthetic footage (a still look and a test tone):
-                    // its content checks are reported, only its format checks fail the job.
-                    let enforced = |name: &str| {
-                        plan.backend != "local" || aiprod_quality::spec::is_format_check(name)
-                    };
-                    if report.checks.iter().any(|c| !c.pass && enforced(&c.name)) {
-                        let failed: Vec<String> = report
-                            .checks
-                            .iter()
-                            .filter(|c| !c.pass && enforced(&c.name))
-                            .map(|c| {
-                                format!("{} {} (threshold {})", c.name, c.measured, c.threshold)
-                            })
-                            .collect();
-                        return Err(RunEnd::Failed(format!(
-                            "validation failed: {}",
-                            failed.join("; ")
-                        )));
-                    }
-                }
-                // A profile without a QualitySpec (an operator's own) is checked against the
-                // profile only, above.
-                Err(e) => tracing::info!(profile = %plan.profile, "no QualitySpec: {e}"),
+        // any failed check fails the job with the report. A profile without one (an operator's
+        // own) is checked against the profile only, above.
+        if let Some(spec) = &quality_spec {
+            let started = Instant::now();
+            let opts = aiprod_quality::spec::ValidateOptions {
+                expected_duration_s: Some(plan.duration_s),
+                reference: None,
+            };
+            // QC measured in the pipeline; decoding the output only when that did not report.
+            let report = match &pipeline_qc {
+                Some(qc) => aiprod_quality::spec::validate_measured(&output_path, spec, qc, &opts),
+                None => aiprod_quality::spec::validate_with_spec(&output_path, spec, &opts),
+            };
+            let qc_s = started.elapsed().as_secs_f64();
+            if let Some(v) = measured.validate.as_mut() {
+                v.wall_s += qc_s;
+                v.compute_s += qc_s;
+            }
+            let report = report.map_err(|e| RunEnd::Failed(format!("validation: {e}")))?;
+            let report = receipt::validation_to_proto(&report, tier, &plan.profile);
+            measured.validation = Some(report.clone());
+            // The local backend renders synthetic footage (a still look and a test tone):
+            // its content checks are reported, only its format checks fail the job.
+            let enforced =
+                |name: &str| plan.backend != "local" || aiprod_quality::spec::is_format_check(name);
+            if report.checks.iter().any(|c| !c.pass && enforced(&c.name)) {
+                let failed: Vec<String> = report
+                    .checks
+                    .iter()
+                    .filter(|c| !c.pass && enforced(&c.name))
+                    .map(|c| format!("{} {} (threshold {})", c.name, c.measured, c.threshold))
+                    .collect();
+                return Err(RunEnd::Failed(format!(
+                    "validation failed: {}",
+                    failed.join("; ")
+                )));
             }
         }
         // The intermediate footage is not part of the deliverable; free the disk.
         let _ = std::fs::remove_file(&generated_path);
         Ok(())
+    }
+
+    /// The QualitySpec of a tier and profile (profiles_dir/quality, else compiled in); None for a
+    /// tier without specs or a profile without one.
+    fn quality_spec(
+        &self,
+        tier: proto::Tier,
+        profile: &str,
+    ) -> Option<aiprod_quality::spec::QualitySpec> {
+        let tier_name = crate::control::tier_spec_name(tier)?;
+        let spec_dir = self.config.profiles_dir.as_ref().map(|d| d.join("quality"));
+        aiprod_quality::spec::QualitySpec::load_or_builtin(spec_dir.as_deref(), profile, tier_name)
+            .map_err(|e| tracing::info!(profile, "no QualitySpec: {e}"))
+            .ok()
     }
 
     fn observe_stage(&self, stage: &str, backend: &str, wall_s: f64, frames_per_s: f64) {
@@ -711,7 +823,7 @@ impl JobEngine {
     }
 
     /// Closes a job: final state, receipt, ledger, calibration, metrics, one transaction for
-    /// the job row + receipt + ledger.
+    /// the job row + receipt + ledger. One attempt at the write (see [`Self::finish_with`]).
     fn finish(
         &self,
         rec: &JobRecord,
@@ -719,6 +831,22 @@ impl JobEngine {
         state: JobState,
         error: String,
         measured: &Measured,
+    ) {
+        self.finish_with(rec, job, state, error, measured, false);
+    }
+
+    /// [`Self::finish`]; with `retry`, a write the store refuses (a full disk: SQLITE_FULL)
+    /// is retried with backoff until it succeeds or the node drains, so a job never ends
+    /// without its final state and receipt on record. Only the job's own thread retries; an
+    /// unrecorded job resumes at the next start like any interrupted one.
+    fn finish_with(
+        &self,
+        rec: &JobRecord,
+        job: &mut proto::Job,
+        state: JobState,
+        error: String,
+        measured: &Measured,
+        retry: bool,
     ) {
         let from = JobState::try_from(job.state).ok();
         let receipt = receipt::build(rec, job, state, &error, measured, &self.node);
@@ -732,8 +860,26 @@ impl JobEngine {
         job.stage = crate::telemetry::state_label(state).into();
         job.updated_unix_ms = now_unix_ms();
         job.actual_cost_usd_micros = receipt.actual_total_usd_micros;
-        if let Err(e) = self.store.finish_job(job, &receipt) {
-            tracing::error!(job_id = %job.job_id, "could not persist final state: {e}");
+        let written = retry_write(
+            || self.store.finish_job(job, &receipt),
+            |attempt, e| {
+                let go_on = retry && !self.is_draining();
+                // Loud once, then about every minute: a full disk is for an operator to fix.
+                if go_on && (attempt == 1 || attempt % 12 == 0) {
+                    tracing::error!(job_id = %job.job_id, attempt, "could not persist final state ({e}); retrying until the store takes it");
+                }
+                go_on
+            },
+            std::thread::sleep,
+        );
+        match written {
+            Ok(1) => {}
+            Ok(attempts) => {
+                tracing::info!(job_id = %job.job_id, attempts, "final state persisted after retries")
+            }
+            Err((attempts, e)) => {
+                tracing::error!(job_id = %job.job_id, attempts, "could not persist final state: {e}; the job resumes at the next start")
+            }
         }
         self.metrics.job_transition(from, state);
         let tier = proto::Tier::try_from(receipt.tier)
@@ -771,6 +917,29 @@ impl JobEngine {
     }
 }
 
+/// Calls `write` until it succeeds, sleeping between attempts (from 100 ms, doubling up to
+/// [`FINAL_WRITE_BACKOFF_MAX`]) for as long as `keep_trying(attempt, &error)` says so. Returns
+/// the attempts it took, or the attempts made and the last error.
+fn retry_write<E>(
+    mut write: impl FnMut() -> Result<(), E>,
+    mut keep_trying: impl FnMut(u32, &E) -> bool,
+    sleep: impl Fn(Duration),
+) -> Result<u32, (u32, E)> {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match write() {
+            Ok(()) => return Ok(attempt),
+            Err(e) if keep_trying(attempt, &e) => {
+                sleep(backoff);
+                backoff = (backoff * 2).min(FINAL_WRITE_BACKOFF_MAX);
+                attempt += 1;
+            }
+            Err(e) => return Err((attempt, e)),
+        }
+    }
+}
+
 /// What a plan asks its backend to generate.
 pub fn generation_request(
     job_id: &str,
@@ -802,19 +971,31 @@ const REALESRGAN_ENGINE: &str = "aiprod/realesrgan";
 const REALESRGAN_MODEL: &str = "realesr-animevideov3";
 
 /// The Real-ESRGAN upscale of a plan, when its upscale step is one.
-pub fn realesrgan_upscale(plan: &proto::PlanOption) -> Option<pipeline::UpscaleSpec> {
+pub fn realesrgan_upscale(
+    plan: &proto::PlanOption,
+    hardware: &crate::node::Hardware,
+) -> Option<pipeline::UpscaleSpec> {
+    use crate::node::{ENGINE_ORT_CUDA, ENGINE_ORT_TENSORRT, ENGINE_WGPU};
     let step = plan
         .steps
         .iter()
         .find(|s| s.kind == "upscale" && s.scale > 1)?;
-    let device = match step.engine.strip_prefix(REALESRGAN_ENGINE)? {
-        "" => "auto",
-        "-cpu" => "cpu",
+    let (engine, device) = match step.engine.strip_prefix(REALESRGAN_ENGINE)? {
+        // The GPU entry: ONNX Runtime where its CUDA/TensorRT providers run, else the wgpu
+        // kernels on a GPU ONNX Runtime cannot use (AMD, Intel, any Vulkan card).
+        "" if !hardware.gpu_with_any(&[ENGINE_ORT_TENSORRT, ENGINE_ORT_CUDA])
+            && hardware.gpu_with_any(&[ENGINE_WGPU]) =>
+        {
+            ("wgpu", "auto")
+        }
+        "" => ("ort", "auto"),
+        "-cpu" => ("ort", "cpu"),
         _ => return None,
     };
     Some(pipeline::UpscaleSpec {
         model: REALESRGAN_MODEL.to_string(),
         scale: step.scale,
+        engine: engine.to_string(),
         device: device.to_string(),
         models_dir: None,
     })
@@ -853,4 +1034,39 @@ pub fn output_spec(p: &aiprod_planner::ResolutionProfile) -> OutputSpec {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_final_write_is_retried_with_capped_backoff_until_it_lands() {
+        let mut refusals = 7;
+        let slept = std::cell::RefCell::new(Vec::new());
+        let result = retry_write(
+            || {
+                if refusals > 0 {
+                    refusals -= 1;
+                    Err("database or disk is full")
+                } else {
+                    Ok(())
+                }
+            },
+            |_, _| true,
+            |d| slept.borrow_mut().push(d.as_millis()),
+        );
+        assert_eq!(result, Ok(8));
+        assert_eq!(
+            slept.into_inner(),
+            vec![100, 200, 400, 800, 1600, 3200, 5000]
+        );
+        // Told to stop (the node drains): the last error and the attempts made.
+        let result = retry_write(
+            || Err::<(), _>("database or disk is full"),
+            |attempt, _| attempt < 3,
+            |_| {},
+        );
+        assert_eq!(result, Err((3, "database or disk is full")));
+    }
 }

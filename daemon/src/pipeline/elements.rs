@@ -14,7 +14,14 @@ struct Requirement {
 
 const REQUIRED: &[Requirement] = &[
     Requirement {
-        alternatives: &["queue", "capsfilter", "filesrc", "filesink", "fakesink"],
+        alternatives: &[
+            "queue",
+            "capsfilter",
+            "filesrc",
+            "filesink",
+            "fakesink",
+            "tee",
+        ],
         plugin: "coreelements",
         package: "libgstreamer1.0-0",
     },

@@ -9,6 +9,7 @@
 mod elements;
 mod look;
 mod process;
+mod qc;
 mod render;
 mod runner;
 mod validate;
@@ -20,7 +21,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use look::Look;
-pub use process::{process, process_upscaled, process_with, UpscaleSpec, UpscaleStats};
+pub use process::{
+    process, process_job, process_upscaled, process_with, Processed, UpscaleSpec, UpscaleStats,
+};
 pub use render::{render_local, render_local_with};
 
 /// What the local backend renders: footage for `prompt`, deterministic per `prompt` + `seed`.
@@ -138,6 +141,10 @@ pub enum PipelineError {
         message: String,
         debug: Option<String>,
     },
+    /// A sink could not write for lack of space (ENOSPC): the run fails and its partial file is
+    /// removed; `path` is the file being written.
+    #[error("no space left on device while writing {}", path.display())]
+    NoSpace { path: PathBuf },
     #[error("{}: not a media file GStreamer can read: {reason}", path.display())]
     NotMedia { path: PathBuf, reason: String },
     #[error(

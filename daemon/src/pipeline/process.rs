@@ -14,12 +14,17 @@
 //! `videoconvert ! RGB ! aiprodupscale ! queue` (gst-plugin-aiprod) after the frame rate and
 //! before the scale, which then only fits the upscaled frame to the profile; the queues let
 //! decode, upscale and encode run at the same time.
+//!
+//! With a [`QcConfig`] ([`process_job`]), `aiprodqc` measures the frames and samples right
+//! before the encoders on tee branches (see `qc.rs`), and the run returns its [`QcReport`]:
+//! validation then needs no second decode.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aiprod_quality::qc::{QcConfig, QcReport};
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_pbutils as gst_pbutils;
@@ -27,6 +32,7 @@ use gstreamer_pbutils as gst_pbutils;
 use super::elements::{
     aac_encoder, add_chain, capsfilter, link_chain, make, queue_frames, queue_time, set_str,
 };
+use super::qc::{self, QcCollector};
 use super::runner::{self, FrameCounter, PartialFile, Total};
 use super::{
     validate, AudioFormat, Container, OutputSpec, PipelineError, Progress, RunLimits, ScaleMethod,
@@ -53,7 +59,9 @@ pub struct UpscaleSpec {
     /// Registry name (models/registry.toml).
     pub model: String,
     pub scale: u32,
-    /// auto, cpu, cuda[:N], tensorrt[:N].
+    /// "ort" (ONNX Runtime) or "wgpu" (aiprod's own kernels).
+    pub engine: String,
+    /// For ort: auto, cpu, cuda[:N], tensorrt[:N] (wgpu picks its adapter by AIPROD_WGPU_ADAPTER).
     pub device: String,
     /// None: `$AIPROD_MODELS_DIR` or `./data/models` (scripts/setup-models.sh fills it).
     pub models_dir: Option<std::path::PathBuf>,
@@ -66,6 +74,17 @@ pub struct UpscaleStats {
     /// Time the element spent upscaling (it overlaps decode and encode).
     pub busy_s: f64,
     pub on_gpu: bool,
+}
+
+/// What a processing run measured.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub stats: StageStats,
+    /// With an upscale step.
+    pub upscale: Option<UpscaleStats>,
+    /// With a QC config: what `aiprodqc` measured on the encoders' input; None also when a
+    /// summary did not arrive (validation then decodes the output instead).
+    pub qc: Option<QcReport>,
 }
 
 /// Registers gst-plugin-aiprod's elements in this process once (no GST_PLUGIN_PATH needed).
@@ -86,11 +105,36 @@ pub fn process_upscaled(
     on_progress: &mut dyn FnMut(&Progress),
     cancel: &AtomicBool,
 ) -> Result<(StageStats, Option<UpscaleStats>), PipelineError> {
+    let p = run_process(
+        input,
+        out,
+        spec,
+        upscale,
+        None,
+        on_progress,
+        cancel,
+        &RunLimits::default(),
+    )?;
+    Ok((p.stats, p.upscale))
+}
+
+/// A job's processing: [`process_upscaled`] plus, with `qc`, in-pipeline QC of the frames and
+/// samples the encoders take (detector settings from the job's QualitySpec).
+pub fn process_job(
+    input: &Path,
+    out: &Path,
+    spec: &OutputSpec,
+    upscale: Option<&UpscaleSpec>,
+    qc: Option<&QcConfig>,
+    on_progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> Result<Processed, PipelineError> {
     run_process(
         input,
         out,
         spec,
         upscale,
+        qc,
         on_progress,
         cancel,
         &RunLimits::default(),
@@ -116,21 +160,23 @@ pub fn process_with(
     cancel: &AtomicBool,
     limits: &RunLimits,
 ) -> Result<StageStats, PipelineError> {
-    run_process(input, out, spec, None, on_progress, cancel, limits).map(|(stats, _)| stats)
+    run_process(input, out, spec, None, None, on_progress, cancel, limits).map(|p| p.stats)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_process(
     input: &Path,
     out: &Path,
     spec: &OutputSpec,
     upscale: Option<&UpscaleSpec>,
+    qc: Option<&QcConfig>,
     on_progress: &mut dyn FnMut(&Progress),
     cancel: &AtomicBool,
     limits: &RunLimits,
-) -> Result<(StageStats, Option<UpscaleStats>), PipelineError> {
+) -> Result<Processed, PipelineError> {
     validate::output(spec)?;
     super::init()?;
-    if upscale.is_some() {
+    if upscale.is_some() || qc.is_some() {
         register_aiprod_plugin()?;
     }
     let input = input.canonicalize().map_err(|source| PipelineError::Io {
@@ -139,7 +185,13 @@ fn run_process(
     })?;
     let source = discover(&input)?;
     let partial = PartialFile::for_output(out)?;
-    let (pipeline, counter, upscaler) = build(&input, &source, spec, upscale, partial.path())?;
+    // Declared before the run, so dropped after it: the QC sinks go to NULL after the pipeline.
+    let (pipeline, counter, upscaler, _qc_sinks) =
+        build(&input, &source, spec, upscale, qc, partial.path())?;
+    let collector = match qc {
+        Some(_) => Some(QcCollector::attach(&pipeline)?),
+        None => None,
+    };
     let total = source
         .duration
         .map(Total::Duration)
@@ -157,7 +209,17 @@ fn run_process(
             .property::<Option<String>>("execution-provider")
             .is_some_and(|p| p != "cpu"),
     });
-    Ok((stats, upscaled))
+    let fps = f64::from(spec.fps_num) / f64::from(spec.fps_den);
+    let wanted = collector.is_some();
+    let qc = collector.and_then(|c| c.report(fps, spec.audio_rate_hz));
+    if wanted && qc.is_none() {
+        tracing::warn!(out = %out.display(), "no complete aiprodqc summary; validation decodes the output");
+    }
+    Ok(Processed {
+        stats,
+        upscale: upscaled,
+        qc,
+    })
 }
 
 /// What processing needs to know about the input before building.
@@ -217,16 +279,23 @@ fn scale_method(m: ScaleMethod) -> &'static str {
     }
 }
 
-type Built = (gst::Pipeline, Arc<FrameCounter>, Option<gst::Element>);
+type Built = (
+    gst::Pipeline,
+    Arc<FrameCounter>,
+    Option<gst::Element>,
+    qc::QcSinks,
+);
 
 fn build(
     input: &Path,
     source: &Source,
     spec: &OutputSpec,
     upscale: Option<&UpscaleSpec>,
+    qc: Option<&QcConfig>,
     location: &Path,
 ) -> Result<Built, PipelineError> {
     let pipeline = gst::Pipeline::with_name("process");
+    let mut qc_sinks = qc::QcSinks::default();
     let filesrc = make("filesrc", "input")?;
     filesrc.set_property("location", input.to_string_lossy().as_ref());
     let decode = make("decodebin", "decode")?;
@@ -297,6 +366,7 @@ fn build(
             let element = make("aiprodupscale", "upscale")?;
             set_str(&element, "model", &u.model)?;
             element.set_property("scale", u.scale);
+            set_str(&element, "engine", &u.engine)?;
             set_str(&element, "device", &u.device)?;
             if let Some(dir) = &u.models_dir {
                 element.set_property("models-dir", dir.to_string_lossy().as_ref());
@@ -317,9 +387,10 @@ fn build(
     };
     let mut video_chain: Vec<&gst::Element> = vec![&vqueue, &rate, &rate_caps];
     video_chain.extend(upscaler.iter().flatten());
+    let video_tee = qc.map(|_| qc::tee(qc::Media::Video)).transpose()?;
+    video_chain.extend([&scale, &scale_caps]);
+    video_chain.extend(video_tee.iter());
     video_chain.extend([
-        &scale,
-        &scale_caps,
         &scaled_queue,
         &venc,
         &h264_caps,
@@ -328,6 +399,9 @@ fn build(
         &sink,
     ]);
     add_chain(&pipeline, &video_chain)?;
+    if let (Some(cfg), Some(tee)) = (qc, &video_tee) {
+        qc::attach(&pipeline, tee, qc::Media::Video, cfg, &mut qc_sinks)?;
+    }
 
     // Audio branch.
     let aqueue = queue_time("decoded-audio-queue", AUDIO_QUEUE)?;
@@ -343,6 +417,8 @@ fn build(
     }
     let acaps = capsfilter("audio-caps", acaps.build())?;
     let mut audio_chain = vec![aqueue.clone(), aconv, aresample, acaps];
+    let audio_tee = qc.map(|_| qc::tee(qc::Media::Audio)).transpose()?;
+    audio_chain.extend(audio_tee.clone());
     if let AudioFormat::Aac { bitrate_bps } = spec.audio {
         let aenc = aac_encoder("audio-encoder")?;
         set_str(&aenc, "bitrate", &bitrate_bps.to_string())?;
@@ -358,6 +434,9 @@ fn build(
             reason: e.to_string(),
         })?;
     link_chain(&refs)?;
+    if let (Some(cfg), Some(tee)) = (qc, &audio_tee) {
+        qc::attach(&pipeline, tee, qc::Media::Audio, cfg, &mut qc_sinks)?;
+    }
 
     if !source.has_audio {
         let silence = make("audiotestsrc", "silence")?;
@@ -392,7 +471,12 @@ fn build(
             reason: "x264enc has no sink pad".into(),
         })?;
     let upscaler = upscaler.and_then(|chain| chain.into_iter().nth(2));
-    Ok((pipeline, FrameCounter::attach(&enc_sink), upscaler))
+    Ok((
+        pipeline,
+        FrameCounter::attach(&enc_sink),
+        upscaler,
+        qc_sinks,
+    ))
 }
 
 /// Links decodebin's first video and (when wanted) first audio pad to the branches; every other

@@ -124,8 +124,19 @@ impl Drop for PartialFile {
     }
 }
 
-/// Turns an ERROR message into a [`PipelineError::Stream`].
+/// Turns an ERROR message into a [`PipelineError::Stream`], or [`PipelineError::NoSpace`] naming
+/// the file when a sink ran out of disk.
 pub(super) fn stream_error(err: &gst::message::Error) -> PipelineError {
+    if err.error().matches(gst::ResourceError::NoSpaceLeft) {
+        let location = err
+            .src()
+            .and_then(|s| s.downcast_ref::<gst::Element>())
+            .filter(|e| e.find_property("location").is_some())
+            .and_then(|e| e.property::<Option<String>>("location"));
+        if let Some(path) = location {
+            return PipelineError::NoSpace { path: path.into() };
+        }
+    }
     PipelineError::Stream {
         source_element: err
             .src()

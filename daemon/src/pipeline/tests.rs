@@ -469,3 +469,149 @@ fn input_without_audio_gets_silence_of_the_right_length() {
 fn init_finds_every_element() {
     init().unwrap();
 }
+
+/// 1.5 s black then 2.5 s of moving pattern; 1 s of digital silence then a 440 Hz tone.
+fn black_then_pattern(path: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "color=black:size=320x240:rate=25:duration=1.5",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2.5",
+        ])
+        .args(["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo:d=1"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=3",
+        ])
+        .args([
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1:a=0[v];[3:a]aformat=channel_layouts=stereo[t];\
+             [2:a][t]concat=n=2:v=0:a=1[a]",
+        ])
+        .args([
+            "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-b:a", "192k"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Equal in number, each start and end within `tolerance_s` once the file's timeline is moved
+/// back by `offset_s`.
+fn assert_segments_agree(
+    what: &str,
+    ours: &[aiprod_quality::qc::Segment],
+    file: &[aiprod_quality::qc::Segment],
+    offset_s: f64,
+    tolerance_s: f64,
+) {
+    assert_eq!(
+        ours.len(),
+        file.len(),
+        "{what}: in-pipeline {ours:?} vs file {file:?}"
+    );
+    for (a, b) in ours.iter().zip(file) {
+        let end = |s: &aiprod_quality::qc::Segment| s.end_s.unwrap_or(f64::INFINITY);
+        assert!(
+            (a.start_s - (b.start_s - offset_s)).abs() <= tolerance_s
+                && (end(a) - (end(b) - offset_s)).abs() <= tolerance_s,
+            "{what}: in-pipeline {a:?} vs file {b:?} (file offset {offset_s} s)"
+        );
+    }
+}
+
+/// `aiprodqc` in the processing pipeline measures what decoding the output measures (the
+/// issue's tolerances: intervals within 0.1 s, loudness within 0.1 LU), for the 8-bit 4:2:0 +
+/// AAC path (inline formats) and the 10-bit 4:2:2 + PCM path (converted on the QC branch).
+#[test]
+fn in_pipeline_qc_matches_decoding_the_output() {
+    if !tools_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("black_then_pattern.mp4");
+    black_then_pattern(&input);
+    let cfg = aiprod_quality::qc::QcConfig {
+        black_min_duration_s: 0.5,
+        freeze_min_duration_s: 0.5,
+        silence_min_duration_s: 0.5,
+        blur: None,
+        ..Default::default()
+    };
+    let small = |base: OutputSpec| OutputSpec {
+        width: 320,
+        height: 240,
+        fps_num: 25,
+        fps_den: 1,
+        video_bitrate_bps: 2_000_000,
+        ..base
+    };
+    for (name, spec) in [
+        ("web.mp4", small(social())),
+        ("broadcast.mov", small(broadcast())),
+    ] {
+        let out = dir.path().join(name);
+        let p = process_job(
+            &input,
+            &out,
+            &spec,
+            None,
+            Some(&cfg),
+            &mut |_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours =
+            p.qc.unwrap_or_else(|| panic!("{name}: no in-pipeline QC report"));
+        let file = aiprod_quality::qc::analyze_file(&out, &cfg).unwrap();
+        assert_eq!(ours.video_frames, file.video_frames, "{name}");
+        assert_eq!(ours.video_frames, 101, "{name}: the input's frames");
+        // Decoding the file starts the video at the encoder's reorder delay (two B-frames:
+        // 0.08 s at 25 fps); the pipeline measures from 0. Same frames, so same durations.
+        let offset_s = file.last_pts_s - ours.last_pts_s;
+        assert!((0.0..=0.1).contains(&offset_s), "{name}: offset {offset_s}");
+        assert_segments_agree(name, &ours.black, &file.black, offset_s, 1e-6);
+        assert_segments_agree(name, &ours.frozen, &file.frozen, offset_s, 1e-6);
+        // AAC's priming and padding move the audio edges by a few ms; the issue's 0.1 s.
+        assert_segments_agree(name, &ours.silence, &file.silence, 0.0, 0.1);
+        // What the input holds: 38 black frames (ffmpeg rounds 1.5 s × 25 up), 1 s of silence.
+        assert_eq!(ours.black.len(), 1, "{name}: {:?}", ours.black);
+        assert!(
+            (ours.black[0].end_s.unwrap_or(0.0) - 1.52).abs() <= 1e-6,
+            "{name}: {:?}",
+            ours.black
+        );
+        assert_eq!(ours.silence.len(), 1, "{name}: {:?}", ours.silence);
+        assert!(
+            (ours.silence[0].end_s.unwrap_or(0.0) - 1.0).abs() <= 1e-3,
+            "{name}: {:?}",
+            ours.silence
+        );
+        let (l_ours, l_file) = (ours.loudness.unwrap(), file.loudness.unwrap());
+        assert!(
+            (l_ours.integrated_lufs - l_file.integrated_lufs).abs() <= 0.1,
+            "{name}: {l_ours:?} vs {l_file:?}"
+        );
+        println!(
+            "{name}: in-pipeline black {:?} silence {:?} {:.2} LUFS; file {:?} {:?} {:.2} LUFS",
+            ours.black,
+            ours.silence,
+            l_ours.integrated_lufs,
+            file.black,
+            file.silence,
+            l_file.integrated_lufs
+        );
+    }
+}

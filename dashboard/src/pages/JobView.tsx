@@ -1,10 +1,10 @@
 // One job: live progress (WatchJob over Server-Sent Events), then its receipt — estimated next
-// to actual for every cost line and stage — the probe of the output (the QC report of the
-// validation stage) and the video itself.
+// to actual for every cost line and stage — the probe of the output, the QC report of the
+// validation stage (every check: measured, threshold, pass/fail) and the video itself.
 
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, isFinal, playableVideo, watchJob, type Job, type Receipt } from '../api';
-import { bytes, dateTime, pct, resolution, seconds, signedPct, stateName, tierName, usd } from '../format';
+import { api, ApiError, isFinal, playableVideo, watchJob, type Job, type Receipt, type ValidationReport } from '../api';
+import { bytes, dateTime, pct, qcRow, resolution, seconds, signedPct, stateName, tierName, usd } from '../format';
 
 const STEPS = ['queued', 'generating', 'processing', 'validating', 'done'] as const;
 
@@ -237,6 +237,55 @@ export function ReceiptView({ receipt: r }: { receipt: Receipt }) {
           <dt>Size</dt>
           <dd>{bytes(r.probe.size_bytes)}</dd>
         </dl>
+      )}
+      {r.validation && <QcTable report={r.validation} backend={r.backend} />}
+    </div>
+  );
+}
+
+/** The VALIDATING stage's report: every check with its measured value, threshold and verdict
+ * (a word and a symbol, not colour alone). */
+export function QcTable({ report, backend }: { report: ValidationReport; backend: string }) {
+  const passed = report.checks.filter((c) => c.pass).length;
+  return (
+    <div class="qc" id="qc-report" data-passed={String(report.passed)}>
+      <table id="qc-table">
+        <caption>
+          Quality control: {passed} of {report.checks.length} checks passed
+          {report.profile && ` (${report.profile}, ${tierName(report.tier)})`}
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">Check</th>
+            <th scope="col">Measured</th>
+            <th scope="col">Threshold</th>
+            <th scope="col">Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {report.checks.map((c) => {
+            const row = qcRow(c);
+            return (
+              <tr class={c.pass ? 'pass' : 'fail'} data-check={c.name}>
+                <th scope="row">{row.label}</th>
+                <td class="measured">{row.measured}</td>
+                <td class="threshold">{row.threshold}</td>
+                <td>
+                  <span class={`verdict ${c.pass ? 'pass' : 'fail'}`}>
+                    <span aria-hidden="true">{c.pass ? '✓ ' : '✗ '}</span>
+                    {c.pass ? 'Pass' : 'Fail'}
+                  </span>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      {!report.passed && backend === 'local' && (
+        <p class="muted note">
+          The local backend renders synthetic test footage: only its format checks (container, codecs, size, rate,
+          duration, audio layout) fail a job; its content checks are reported.
+        </p>
       )}
     </div>
   );
