@@ -1,5 +1,6 @@
 // 3x3 convolution, stride 1, zero padding 1, NCHW planar, + bias + per-channel slope activation
 // (v >= 0 ? v : v * slope[oc]: PReLU, LeakyReLU, ReLU with slope 0, none with slope 1).
+// Variant v1 (AIPROD_WGPU_CONV=v1), kept for A/B runs; the default is conv3x3_v3.wgsl.
 //
 // One workgroup computes a 16x16 output tile for OC_PER output channels; each of its 64
 // invocations computes a 2x2 block of pixels for all OC_PER channels (32 accumulators), so every

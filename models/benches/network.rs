@@ -15,10 +15,12 @@
 //! - `AIPROD_BENCH_TILE=512`: tile side in input pixels (0 = whole frame; default: the model's).
 //! - `AIPROD_BENCH_ORT_DEVICE=auto` (auto, cpu, cuda, tensorrt); `AIPROD_BENCH_CPU_REF=0` skips
 //!   the CPU reference; `AIPROD_WGPU_ADAPTER=gpu` insists on a real GPU.
+//! - `AIPROD_WGPU_CONV=v1|v2|v3`: the conv3x3 kernel the network uses (default v3; printed); the
+//!   conv3x3 bench always runs all three.
 
 use std::time::Instant;
 
-use aiprod_kernels::conv::{self, Conv3x3, Conv3x3Layer, Storage};
+use aiprod_kernels::conv::{self, Conv3x3, Conv3x3Layer, ConvVariant, Storage};
 use aiprod_kernels::{random_f32, Context};
 use aiprod_models::{Engine, Precision, Upscaler, UpscalerConfig};
 
@@ -48,6 +50,10 @@ fn main() {
         a.shader_f16,
         ctx.has_f16()
     );
+    println!(
+        "conv variant (AIPROD_WGPU_CONV=v1|v2|v3): {} for the network; the conv bench runs all",
+        ConvVariant::from_env().as_str()
+    );
     let iters = env_u32("AIPROD_BENCH_ITERS", if full { 10 } else { 2 }).max(1);
     if let Err(e) = conv_bench(&ctx, full, iters) {
         println!("conv3x3: FAILED: {e}");
@@ -75,8 +81,11 @@ fn conv_bench(ctx: &Context, full: bool, iters: u32) -> aiprod_kernels::Result<(
     if ctx.has_f16() {
         storages.push(Storage::F16);
     }
-    for storage in storages {
-        let op = Conv3x3::new(ctx, &layer, storage)?;
+    let runs = storages
+        .iter()
+        .flat_map(|s| ConvVariant::ALL.map(|v| (*s, v)));
+    for (storage, variant) in runs {
+        let op = Conv3x3::with_variant(ctx, &layer, storage, variant)?;
         let bytes = storage.encode(&input);
         let src = ctx.storage("bench conv input", bytes.len() as u64)?;
         ctx.write(&src, &bytes);
@@ -97,8 +106,9 @@ fn conv_bench(ctx: &Context, full: bool, iters: u32) -> aiprod_kernels::Result<(
         run(1)?; // warm-up: pipeline, first touch of the buffers
         let seconds = run(iters)? / f64::from(iters);
         println!(
-            "conv3x3 {ci}->{co}+prelu {side}x{side} gpu {}: {:.3} ms, {:.1} GFLOP/s",
+            "conv3x3 {ci}->{co}+prelu {side}x{side} gpu {} {}: {:.3} ms, {:.1} GFLOP/s",
             storage.as_str(),
+            variant.as_str(),
             seconds * 1e3,
             flops / seconds / 1e9
         );
