@@ -11,11 +11,13 @@ extern crate gstreamer_video as gst_video;
 use gst::glib;
 
 pub mod qc;
+pub mod scale;
 pub mod upscale;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     upscale::register(plugin)?;
     qc::register(plugin)?;
+    scale::register(plugin)?;
     Ok(())
 }
 

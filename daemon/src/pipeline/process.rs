@@ -15,6 +15,13 @@
 //! before the scale, which then only fits the upscaled frame to the profile; the queues let
 //! decode, upscale and encode run at the same time.
 //!
+//! The scale runs on aiprod's wgpu kernels (`videoconvert ! I420 bt709 ! aiprodscale`) instead of
+//! `videoconvertscale` when `AIPROD_PIPELINE_SCALE=wgpu` asks for it (opt-in for now: on untagged
+//! SD sources the two chains were seen to differ in colour matrix, not yet settled), and only
+//! where it gives the same picture: 8-bit 4:2:0
+//! outputs (10-bit 4:2:2 BROADCAST outputs keep videoconvertscale), Lanczos or bicubic, and a
+//! source whose display aspect ratio equals the output's (aiprodscale adds no borders).
+//!
 //! With a [`QcConfig`] ([`process_job`]), `aiprodqc` measures the frames and samples right
 //! before the encoders on tee branches (see `qc.rs`), and the run returns its [`QcReport`]:
 //! validation then needs no second decode.
@@ -224,9 +231,11 @@ fn run_process(
 
 /// What processing needs to know about the input before building.
 #[derive(Debug)]
-struct Source {
-    has_audio: bool,
-    duration: Option<gst::ClockTime>,
+pub(super) struct Source {
+    pub(super) has_audio: bool,
+    pub(super) duration: Option<gst::ClockTime>,
+    /// Display aspect ratio of the first video stream (width·par_n, height·par_d).
+    pub(super) display_aspect: Option<(u64, u64)>,
 }
 
 fn discover(path: &Path) -> Result<Source, PipelineError> {
@@ -264,9 +273,19 @@ fn discover(path: &Path) -> Result<Source, PipelineError> {
     if info.video_streams().is_empty() {
         return Err(not_media("no video stream".to_string()));
     }
+    let display_aspect = info.video_streams().first().and_then(|v| {
+        let par = v.par();
+        let (n, d) = (
+            u64::try_from(par.numer()).ok()?,
+            u64::try_from(par.denom()).ok()?,
+        );
+        let (w, h) = (u64::from(v.width()) * n, u64::from(v.height()) * d);
+        (w > 0 && h > 0).then_some((w, h))
+    });
     Ok(Source {
         has_audio: !info.audio_streams().is_empty(),
         duration: info.duration().filter(|d| d.nseconds() > 0),
+        display_aspect,
     })
 }
 
@@ -277,6 +296,67 @@ fn scale_method(m: ScaleMethod) -> &'static str {
         ScaleMethod::Bilinear => "bilinear",
         ScaleMethod::Nearest => "nearest-neighbour",
     }
+}
+
+/// Where the scale to the output size runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ScaleEngine {
+    /// videoconvertscale.
+    Cpu,
+    /// aiprodscale (aiprod-kernels on the shared wgpu context).
+    Wgpu,
+}
+
+/// `AIPROD_PIPELINE_SCALE`: `wgpu`, `cpu`, or unset/`auto` (videoconvertscale until the colour
+/// matrix on untagged SD sources is settled; see the module docs).
+const SCALE_ENV: &str = "AIPROD_PIPELINE_SCALE";
+
+#[cfg(test)]
+thread_local! {
+    /// Tests force an engine for the runs on their own thread (no process-wide env changes).
+    pub(super) static FORCED_SCALE: std::cell::Cell<Option<ScaleEngine>> = const { std::cell::Cell::new(None) };
+}
+
+/// The engine the setting asks for; an unknown value is refused rather than guessed.
+pub(super) fn requested_scale(setting: Option<&str>) -> Result<ScaleEngine, PipelineError> {
+    match setting.map(str::trim) {
+        None | Some("") | Some("auto") => Ok(ScaleEngine::Cpu),
+        Some("wgpu") => Ok(ScaleEngine::Wgpu),
+        Some("cpu") => Ok(ScaleEngine::Cpu),
+        Some(other) => Err(PipelineError::Init(format!(
+            "{SCALE_ENV}={other:?}: expected auto, wgpu or cpu"
+        ))),
+    }
+}
+
+/// The engine for this output: the requested one where aiprodscale gives the same picture as
+/// videoconvertscale (8-bit 4:2:0, Lanczos/bicubic, no borders needed), else the CPU.
+pub(super) fn scale_engine(
+    spec: &OutputSpec,
+    source: &Source,
+) -> Result<ScaleEngine, PipelineError> {
+    #[cfg(test)]
+    let forced = FORCED_SCALE.with(|f| f.get());
+    #[cfg(not(test))]
+    let forced: Option<ScaleEngine> = None;
+    let requested = match forced {
+        Some(e) => e,
+        None => requested_scale(std::env::var(SCALE_ENV).ok().as_deref())?,
+    };
+    let same_aspect = source
+        .display_aspect
+        .is_some_and(|(w, h)| w * u64::from(spec.height) == h * u64::from(spec.width));
+    let eligible = spec.video == VideoFormat::H264Yuv420p8
+        && matches!(spec.scale, ScaleMethod::Lanczos | ScaleMethod::Bicubic)
+        && same_aspect;
+    if requested == ScaleEngine::Wgpu && !eligible {
+        tracing::debug!(
+            video = ?spec.video, method = ?spec.scale, aspect = ?source.display_aspect,
+            "scaling with videoconvertscale: aiprodscale covers 8-bit 4:2:0 Lanczos/bicubic without borders"
+        );
+        return Ok(ScaleEngine::Cpu);
+    }
+    Ok(requested)
 }
 
 type Built = (
@@ -313,11 +393,40 @@ fn build(
             )
             .build(),
     )?;
-    let scale = make("videoconvertscale", "scale")?;
-    set_str(&scale, "method", scale_method(spec.scale))?;
-    scale.set_property("add-borders", true);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    scale.set_property("n-threads", u32::try_from(threads).unwrap_or(1));
+    let threads = u32::try_from(threads).unwrap_or(1);
+    let scale_chain = match scale_engine(spec, source)? {
+        ScaleEngine::Cpu => {
+            let scale = make("videoconvertscale", "scale")?;
+            set_str(&scale, "method", scale_method(spec.scale))?;
+            scale.set_property("add-borders", true);
+            scale.set_property("n-threads", threads);
+            vec![scale]
+        }
+        ScaleEngine::Wgpu => {
+            register_aiprod_plugin()?;
+            let convert = make("videoconvert", "scale-convert")?;
+            convert.set_property("n-threads", threads);
+            let scale = make("aiprodscale", "scale")?;
+            let method = if spec.scale == ScaleMethod::Lanczos {
+                "lanczos"
+            } else {
+                "bicubic"
+            };
+            set_str(&scale, "method", method)?;
+            vec![
+                convert,
+                capsfilter(
+                    "scale-input-caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", "I420")
+                        .field("colorimetry", "bt709")
+                        .build(),
+                )?,
+                scale,
+            ]
+        }
+    };
     let (format, profile) = match spec.video {
         VideoFormat::H264Yuv420p8 => ("I420", "high"),
         VideoFormat::H264Yuv422p10 => ("I422_10LE", "high-4:2:2"),
@@ -388,7 +497,8 @@ fn build(
     let mut video_chain: Vec<&gst::Element> = vec![&vqueue, &rate, &rate_caps];
     video_chain.extend(upscaler.iter().flatten());
     let video_tee = qc.map(|_| qc::tee(qc::Media::Video)).transpose()?;
-    video_chain.extend([&scale, &scale_caps]);
+    video_chain.extend(scale_chain.iter());
+    video_chain.push(&scale_caps);
     video_chain.extend(video_tee.iter());
     video_chain.extend([
         &scaled_queue,
