@@ -14,6 +14,12 @@ pub mod qc;
 pub mod scale;
 pub mod upscale;
 
+/// The elements' state lock. Poisoned locks only mean another thread panicked mid-update; the
+/// data is still plain values.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     upscale::register(plugin)?;
     qc::register(plugin)?;

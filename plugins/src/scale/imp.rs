@@ -10,7 +10,7 @@
 //! borders). Left to choose, it keeps the input's size and pixel aspect ratio (so same caps on
 //! both sides give passthrough). Interlaced input is resized as progressive frames.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use aiprod_kernels::resize::{DeviceResize, Filter, ResizePlan};
@@ -85,10 +85,7 @@ pub struct AiprodScale {
     stats: Mutex<Stats>,
 }
 
-/// Poisoned locks only mean another thread panicked mid-update; the data is still plain values.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::lock;
 
 #[glib::object_subclass]
 impl ObjectSubclass for AiprodScale {

@@ -3,7 +3,7 @@
 //! stop and owns the Upscaler (the ONNX Runtime session is built once, in start). Caps: packed RGB
 //! or RGBx in, the same format `scale` times larger out.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use aiprod_models::{
@@ -102,10 +102,7 @@ pub struct AiprodUpscale {
     stats: Mutex<Stats>,
 }
 
-/// Poisoned locks only mean another thread panicked mid-update; the data is still plain values.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::lock;
 
 #[glib::object_subclass]
 impl ObjectSubclass for AiprodUpscale {
