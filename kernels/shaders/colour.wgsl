@@ -1,5 +1,6 @@
 // Colour conversion between 8-bit YUV 4:2:0 (I420, NV12) and RGB (packed RGBA8 words, or planar
-// f32 CHW in [0, 1]). The CPU reference is `colour::cpu` in ../src/colour.rs and does the same
+// f32 CHW in [0, 1]; with `extended` set the planar values are not clamped to [0, 1], so a
+// YUV -> R'G'B' -> YUV round trip keeps colours outside the RGB cube). The CPU reference is `colour::cpu` in ../src/colour.rs and does the same
 // arithmetic in the same order: the integer paths match it exactly.
 //
 // Buffers are arrays of u32 words; YUV bytes are addressed one by one (little-endian within a
@@ -9,7 +10,7 @@ struct Params {
     width: u32, height: u32, chroma_w: u32, chroma_h: u32,
     nv12: u32, left_siting: u32, len_bytes: u32, row_invocations: u32,
     off_y: u32, off_u: u32, off_v: u32, stride_y: u32,
-    stride_u: u32, stride_v: u32, y_off: i32, _pad0: u32,
+    stride_u: u32, stride_v: u32, y_off: i32, extended: u32,
     // YUV -> RGB, 16 fractional bits
     cy: i32, crv: i32, cgu: i32, cgv: i32,
     cbu: i32,
@@ -92,9 +93,16 @@ fn yuv_to_planar(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= p.width || id.y >= p.height { return; }
     let yy = f32(luma(id.x, id.y) - p.y_off);
     let c = vec2<f32>(chroma16(id.x, id.y)) * (1.0 / 16.0) - vec2<f32>(128.0);
-    let r = clamp(p.fcy * yy + p.fcrv * c.y, 0.0, 1.0);
-    let g = clamp(p.fcy * yy - p.fcgu * c.x - p.fcgv * c.y, 0.0, 1.0);
-    let b = clamp(p.fcy * yy + p.fcbu * c.x, 0.0, 1.0);
+    var rgb = vec3<f32>(
+        p.fcy * yy + p.fcrv * c.y,
+        p.fcy * yy - p.fcgu * c.x - p.fcgv * c.y,
+        p.fcy * yy + p.fcbu * c.x);
+    if p.extended == 0u {
+        rgb = clamp(rgb, vec3<f32>(0.0), vec3<f32>(1.0));
+    }
+    let r = rgb.x;
+    let g = rgb.y;
+    let b = rgb.z;
     let plane = p.width * p.height;
     let i = id.y * p.width + id.x;
     dst[i] = bitcast<u32>(r);
@@ -112,9 +120,11 @@ fn rgba_at(x: u32, y: u32) -> vec3<i32> {
 fn planar_at(x: u32, y: u32) -> vec3<f32> {
     let plane = p.width * p.height;
     let i = y * p.width + x;
-    return clamp(
-        vec3<f32>(bitcast<f32>(src[i]), bitcast<f32>(src[plane + i]), bitcast<f32>(src[2u * plane + i])),
-        vec3<f32>(0.0), vec3<f32>(1.0));
+    let c = vec3<f32>(bitcast<f32>(src[i]), bitcast<f32>(src[plane + i]), bitcast<f32>(src[2u * plane + i]));
+    if p.extended != 0u {
+        return c;
+    }
+    return clamp(c, vec3<f32>(0.0), vec3<f32>(1.0));
 }
 
 fn luma_out(x: u32, y: u32, planar: bool) -> u32 {

@@ -40,6 +40,10 @@ pub enum Matrix {
     #[default]
     Bt709,
     Bt2020,
+    /// FCC (Kr 0.30, Kb 0.11): old NTSC, still signalled by some files.
+    Fcc,
+    /// SMPTE 240M (Kr 0.212, Kb 0.087): early HDTV.
+    Smpte240m,
 }
 
 impl Matrix {
@@ -49,6 +53,8 @@ impl Matrix {
             Self::Bt601 => (0.299, 0.114),
             Self::Bt709 => (0.2126, 0.0722),
             Self::Bt2020 => (0.2627, 0.0593),
+            Self::Fcc => (0.30, 0.11),
+            Self::Smpte240m => (0.212, 0.087),
         }
     }
 }
@@ -256,7 +262,8 @@ struct Params {
     stride_u: u32,
     stride_v: u32,
     y_off: i32,
-    _pad0: u32,
+    /// 1: planar f32 R'G'B' is not clamped to [0, 1] (either direction).
+    extended: u32,
     cy: i32,
     crv: i32,
     cgu: i32,
@@ -295,7 +302,21 @@ fn fixed(v: f64) -> i32 {
     (v * f64::from(1u32 << FIXED_BITS)).round() as i32
 }
 
+/// Whether planar f32 R'G'B' is clamped to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gamut {
+    Clamped,
+    /// Values outside the RGB cube kept: what YUV → YUV conversions need (videoconvert and
+    /// swscale do not clip to RGB between two YUV matrices or ranges).
+    Extended,
+}
+
 impl Params {
+    fn with_gamut(mut self, gamut: Gamut) -> Self {
+        self.extended = u32::from(gamut == Gamut::Extended);
+        self
+    }
+
     fn new(layout: &YuvLayout, spec: &ColourSpec) -> Result<Self> {
         layout.validate()?;
         let (kr, kb) = spec.matrix.kr_kb();
@@ -359,7 +380,7 @@ impl Params {
                 1
             },
             y_off,
-            _pad0: 0,
+            extended: 0,
             cy: fixed(cy),
             crv: fixed(crv),
             cgu: fixed(cgu),
@@ -423,8 +444,9 @@ fn to_rgb_device(
     spec: &ColourSpec,
     entry: &str,
     out_bytes: u64,
+    gamut: Gamut,
 ) -> Result<PooledBuffer> {
-    let params = Params::new(layout, spec)?;
+    let params = Params::new(layout, spec)?.with_gamut(gamut);
     need("YUV buffer", yuv.len_bytes(), layout.len_bytes())?;
     let out = ctx.storage(entry, out_bytes)?;
     let pipeline = ctx.pipeline(&format!("colour.{entry}"), SHADER, entry)?;
@@ -446,7 +468,15 @@ pub fn yuv_to_rgba_device(
     layout: &YuvLayout,
     spec: &ColourSpec,
 ) -> Result<PooledBuffer> {
-    to_rgb_device(ctx, yuv, layout, spec, "yuv_to_rgba", rgba_bytes(layout))
+    to_rgb_device(
+        ctx,
+        yuv,
+        layout,
+        spec,
+        "yuv_to_rgba",
+        rgba_bytes(layout),
+        Gamut::Clamped,
+    )
 }
 
 /// YUV frame → planar f32 R, G, B planes (CHW) in [0, 1].
@@ -463,6 +493,26 @@ pub fn yuv_to_planar_device(
         spec,
         "yuv_to_planar",
         planar_bytes(layout),
+        Gamut::Clamped,
+    )
+}
+
+/// [`yuv_to_planar_device`] without clamping to [0, 1]: colours outside the RGB cube keep their
+/// values, for a conversion to another YUV matrix or range ([`planar_extended_to_yuv_device`]).
+pub fn yuv_to_planar_extended_device(
+    ctx: &Context,
+    yuv: &PooledBuffer,
+    layout: &YuvLayout,
+    spec: &ColourSpec,
+) -> Result<PooledBuffer> {
+    to_rgb_device(
+        ctx,
+        yuv,
+        layout,
+        spec,
+        "yuv_to_planar",
+        planar_bytes(layout),
+        Gamut::Extended,
     )
 }
 
@@ -473,8 +523,9 @@ fn to_yuv_device(
     spec: &ColourSpec,
     entry: &str,
     in_bytes: u64,
+    gamut: Gamut,
 ) -> Result<PooledBuffer> {
-    let mut params = Params::new(layout, spec)?;
+    let mut params = Params::new(layout, spec)?.with_gamut(gamut);
     need("RGB buffer", rgb.len_bytes(), in_bytes)?;
     let len = layout.len_bytes();
     let out = ctx.storage("YUV frame", len)?;
@@ -504,7 +555,15 @@ pub fn rgba_to_yuv_device(
     layout: &YuvLayout,
     spec: &ColourSpec,
 ) -> Result<PooledBuffer> {
-    to_yuv_device(ctx, rgba, layout, spec, "rgba_to_yuv", rgba_bytes(layout))
+    to_yuv_device(
+        ctx,
+        rgba,
+        layout,
+        spec,
+        "rgba_to_yuv",
+        rgba_bytes(layout),
+        Gamut::Clamped,
+    )
 }
 
 /// Planar f32 R, G, B (CHW; values clamped to [0, 1]) → YUV frame in `layout`.
@@ -521,6 +580,26 @@ pub fn planar_to_yuv_device(
         spec,
         "planar_to_yuv",
         planar_bytes(layout),
+        Gamut::Clamped,
+    )
+}
+
+/// [`planar_to_yuv_device`] without clamping the input to [0, 1] (only the 8-bit results are
+/// clamped): the other half of a YUV → YUV conversion.
+pub fn planar_extended_to_yuv_device(
+    ctx: &Context,
+    planar: &PooledBuffer,
+    layout: &YuvLayout,
+    spec: &ColourSpec,
+) -> Result<PooledBuffer> {
+    to_yuv_device(
+        ctx,
+        planar,
+        layout,
+        spec,
+        "planar_to_yuv",
+        planar_bytes(layout),
+        Gamut::Extended,
     )
 }
 
@@ -682,7 +761,16 @@ pub mod cpu {
     }
 
     fn frame<'a>(yuv: &'a [u8], layout: &YuvLayout, spec: &ColourSpec) -> Result<Frame<'a>> {
-        let p = Params::new(layout, spec)?;
+        frame_in(yuv, layout, spec, Gamut::Clamped)
+    }
+
+    fn frame_in<'a>(
+        yuv: &'a [u8],
+        layout: &YuvLayout,
+        spec: &ColourSpec,
+        gamut: Gamut,
+    ) -> Result<Frame<'a>> {
+        let p = Params::new(layout, spec)?.with_gamut(gamut);
         need("YUV input", yuv.len() as u64, layout.len_bytes())?;
         Ok(Frame { p, yuv })
     }
@@ -709,7 +797,25 @@ pub mod cpu {
 
     /// YUV bytes → planar f32 RGB (CHW) in [0, 1].
     pub fn yuv_to_planar(yuv: &[u8], layout: &YuvLayout, spec: &ColourSpec) -> Result<Vec<f32>> {
-        let f = frame(yuv, layout, spec)?;
+        to_planar(yuv, layout, spec, Gamut::Clamped)
+    }
+
+    /// YUV bytes → planar f32 RGB (CHW), not clamped to [0, 1].
+    pub fn yuv_to_planar_extended(
+        yuv: &[u8],
+        layout: &YuvLayout,
+        spec: &ColourSpec,
+    ) -> Result<Vec<f32>> {
+        to_planar(yuv, layout, spec, Gamut::Extended)
+    }
+
+    fn to_planar(
+        yuv: &[u8],
+        layout: &YuvLayout,
+        spec: &ColourSpec,
+        gamut: Gamut,
+    ) -> Result<Vec<f32>> {
+        let f = frame_in(yuv, layout, spec, gamut)?;
         let p = &f.p;
         let plane = layout.pixels() as usize;
         let mut out = vec![0.0f32; plane * 3];
@@ -720,9 +826,16 @@ pub mod cpu {
                 let cu = c[0] as f32 * (1.0 / 16.0) - 128.0;
                 let cv = c[1] as f32 * (1.0 / 16.0) - 128.0;
                 let i = (y * p.width + x) as usize;
-                out[i] = (p.fcy * yy + p.fcrv * cv).clamp(0.0, 1.0);
-                out[plane + i] = (p.fcy * yy - p.fcgu * cu - p.fcgv * cv).clamp(0.0, 1.0);
-                out[2 * plane + i] = (p.fcy * yy + p.fcbu * cu).clamp(0.0, 1.0);
+                let clamp = |v: f32| {
+                    if p.extended != 0 {
+                        v
+                    } else {
+                        v.clamp(0.0, 1.0)
+                    }
+                };
+                out[i] = clamp(p.fcy * yy + p.fcrv * cv);
+                out[plane + i] = clamp(p.fcy * yy - p.fcgu * cu - p.fcgv * cv);
+                out[2 * plane + i] = clamp(p.fcy * yy + p.fcbu * cu);
             }
         }
         Ok(out)
@@ -734,8 +847,13 @@ pub mod cpu {
         Planar(&'a [f32]),
     }
 
-    fn to_yuv(source: &Source<'_>, layout: &YuvLayout, spec: &ColourSpec) -> Result<Vec<u8>> {
-        let p = Params::new(layout, spec)?;
+    fn to_yuv(
+        source: &Source<'_>,
+        layout: &YuvLayout,
+        spec: &ColourSpec,
+        gamut: Gamut,
+    ) -> Result<Vec<u8>> {
+        let p = Params::new(layout, spec)?.with_gamut(gamut);
         let (w, h) = (p.width as usize, p.height as usize);
         let plane = w * h;
         let rgba = |x: usize, y: usize, px: &[u8]| -> [i32; 3] {
@@ -744,11 +862,12 @@ pub mod cpu {
         };
         let planar = |x: usize, y: usize, px: &[f32]| -> [f32; 3] {
             let i = y * w + x;
-            [
-                px[i].clamp(0.0, 1.0),
-                px[plane + i].clamp(0.0, 1.0),
-                px[2 * plane + i].clamp(0.0, 1.0),
-            ]
+            let c = [px[i], px[plane + i], px[2 * plane + i]];
+            if p.extended != 0 {
+                c
+            } else {
+                c.map(|v| v.clamp(0.0, 1.0))
+            }
         };
         let luma_out = |x: usize, y: usize| -> u8 {
             match source {
@@ -826,14 +945,19 @@ pub mod cpu {
     pub fn rgba_to_yuv(rgba: &[u8], layout: &YuvLayout, spec: &ColourSpec) -> Result<Vec<u8>> {
         layout.validate()?;
         need("RGBA input", rgba.len() as u64, rgba_bytes(layout))?;
-        to_yuv(&Source::Rgba(rgba), layout, spec)
+        to_yuv(&Source::Rgba(rgba), layout, spec, Gamut::Clamped)
     }
 
     /// RGB8 bytes → YUV bytes in `layout`.
     pub fn rgb8_to_yuv(rgb: &[u8], layout: &YuvLayout, spec: &ColourSpec) -> Result<Vec<u8>> {
         layout.validate()?;
         need("RGB input", rgb.len() as u64, layout.pixels() * 3)?;
-        to_yuv(&Source::Rgba(&rgb8_to_rgba(rgb)), layout, spec)
+        to_yuv(
+            &Source::Rgba(&rgb8_to_rgba(rgb)),
+            layout,
+            spec,
+            Gamut::Clamped,
+        )
     }
 
     /// Planar f32 RGB (CHW; clamped to [0, 1]) → YUV bytes in `layout`.
@@ -844,7 +968,22 @@ pub mod cpu {
             planar.len() as u64 * 4,
             planar_bytes(layout),
         )?;
-        to_yuv(&Source::Planar(planar), layout, spec)
+        to_yuv(&Source::Planar(planar), layout, spec, Gamut::Clamped)
+    }
+
+    /// Planar f32 RGB (CHW; not clamped, only the 8-bit results are) → YUV bytes in `layout`.
+    pub fn planar_extended_to_yuv(
+        planar: &[f32],
+        layout: &YuvLayout,
+        spec: &ColourSpec,
+    ) -> Result<Vec<u8>> {
+        layout.validate()?;
+        need(
+            "planar RGB input",
+            planar.len() as u64 * 4,
+            planar_bytes(layout),
+        )?;
+        to_yuv(&Source::Planar(planar), layout, spec, Gamut::Extended)
     }
 }
 

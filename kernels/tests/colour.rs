@@ -37,7 +37,13 @@ fn test_rgb8(w: u32, h: u32) -> Vec<u8> {
 
 fn all_specs() -> Vec<ColourSpec> {
     let mut v = Vec::new();
-    for matrix in [Matrix::Bt601, Matrix::Bt709, Matrix::Bt2020] {
+    for matrix in [
+        Matrix::Bt601,
+        Matrix::Bt709,
+        Matrix::Bt2020,
+        Matrix::Fcc,
+        Matrix::Smpte240m,
+    ] {
         for range in [Range::Limited, Range::Full] {
             for siting in [ChromaSiting::Left, ChromaSiting::Center] {
                 v.push(ColourSpec {
@@ -194,6 +200,64 @@ fn kernels_chain_on_the_device() {
     assert!(d <= 3, "chained result differs from the CPU chain by {d}");
 }
 
+/// The extended (unclipped) planar paths: GPU = CPU, values outside [0, 1] survive, and a
+/// YUV → R'G'B' → YUV round trip through them is exact — also for a colour outside the RGB cube
+/// (Y at black with strong chroma), which the clipped paths change.
+#[test]
+fn extended_planar_paths_keep_colours_outside_the_rgb_cube() {
+    let Some(ctx) = test_context() else { return };
+    let (w, h) = (6, 4);
+    let layout = YuvLayout::packed(YuvFormat::I420, w, h).unwrap();
+    let mut yuv = vec![0u8; layout.len_bytes() as usize];
+    let (n, c) = ((w * h) as usize, ((w / 2) * (h / 2)) as usize);
+    for (i, v) in yuv[..n].iter_mut().enumerate() {
+        *v = [16, 40, 128, 235, 16, 60][i % 6];
+    }
+    for (i, v) in yuv[n..].iter_mut().enumerate() {
+        *v = if i < c {
+            [240, 16, 128][i % 3]
+        } else {
+            [16, 240, 100][i % 3]
+        };
+    }
+    for spec in [
+        ColourSpec::default(),
+        ColourSpec {
+            matrix: Matrix::Bt601,
+            range: Range::Full,
+            siting: ChromaSiting::Center,
+        },
+    ] {
+        let want = cpu::yuv_to_planar_extended(&yuv, &layout, &spec).unwrap();
+        let buf = ctx.upload("yuv", &yuv).unwrap();
+        let planar = colour::yuv_to_planar_extended_device(&ctx, &buf, &layout, &spec).unwrap();
+        let got: Vec<f32> = ctx.download_as(&planar, 3 * n).unwrap();
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d <= F32_TOLERANCE, "YUV→planar (extended) differs by {d}");
+        assert!(
+            want.iter().any(|v| *v < -0.05) && want.iter().any(|v| *v > 1.05),
+            "the test colours should fall outside the RGB cube"
+        );
+        let clipped = cpu::yuv_to_planar(&yuv, &layout, &spec).unwrap();
+        assert!(clipped.iter().all(|v| (0.0..=1.0).contains(v)));
+        // round trip: luma exact through the extended paths, not through the clipped ones
+        let back = colour::planar_extended_to_yuv_device(&ctx, &planar, &layout, &spec).unwrap();
+        let back = ctx.download(&back, layout.len_bytes()).unwrap();
+        assert_eq!(
+            back,
+            cpu::planar_extended_to_yuv(&want, &layout, &spec).unwrap(),
+            "planar→YUV (extended): GPU differs from the CPU reference"
+        );
+        assert_eq!(&back[..n], &yuv[..n], "extended round trip changed luma");
+        let clipped_back = cpu::planar_to_yuv(&clipped, &layout, &spec).unwrap();
+        assert_ne!(&clipped_back[..n], &yuv[..n]);
+    }
+}
+
 #[test]
 fn bad_sizes_are_refused_with_the_reason() {
     let Some(ctx) = test_context() else { return };
@@ -248,6 +312,8 @@ fn names(spec: &ColourSpec) -> (&'static str, &'static str) {
         Matrix::Bt601 => "bt601",
         Matrix::Bt709 => "bt709",
         Matrix::Bt2020 => "bt2020",
+        Matrix::Fcc => "fcc",
+        Matrix::Smpte240m => "smpte240m",
     };
     let r = match spec.range {
         Range::Limited => "tv",
@@ -291,6 +357,8 @@ fn yuv_to_rgb_agrees_with_zimg() {
                 Matrix::Bt601 => "470bg",
                 Matrix::Bt709 => "709",
                 Matrix::Bt2020 => "2020_ncl",
+                Matrix::Fcc => "fcc",
+                Matrix::Smpte240m => "240m",
             };
             let r = match spec.range {
                 Range::Limited => "limited",

@@ -15,12 +15,17 @@
 //! before the scale, which then only fits the upscaled frame to the profile; the queues let
 //! decode, upscale and encode run at the same time.
 //!
-//! The scale runs on aiprod's wgpu kernels (`videoconvert ! I420 bt709 ! aiprodscale`) instead of
-//! `videoconvertscale` when `AIPROD_PIPELINE_SCALE=wgpu` asks for it (opt-in for now: on untagged
-//! SD sources the two chains were seen to differ in colour matrix, not yet settled), and only
-//! where it gives the same picture: 8-bit 4:2:0
-//! outputs (10-bit 4:2:2 BROADCAST outputs keep videoconvertscale), Lanczos or bicubic, and a
-//! source whose display aspect ratio equals the output's (aiprodscale adds no borders).
+//! On a node with a real GPU adapter (or with `AIPROD_PIPELINE_SCALE=wgpu`), the scale and the
+//! colour conversion run on aiprod's wgpu kernels (`videoconvert ! I420|NV12 ! aiprodscale`:
+//! resize, and matrix/range conversion to the output's BT.709, on the device) instead of
+//! `videoconvertscale`, where that gives the same picture: 8-bit 4:2:0 outputs (10-bit 4:2:2
+//! BROADCAST outputs keep videoconvertscale), Lanczos or bicubic, and a source whose display
+//! aspect ratio equals the output's (aiprodscale adds no borders). `AIPROD_PIPELINE_SCALE=cpu`
+//! keeps videoconvertscale everywhere.
+//!
+//! The decoded caps get their colorimetry written in explicitly (see
+//! [`with_explicit_colorimetry`]): left implicit, videorate relabelled untagged SD sources as
+//! BT.709 and the 601 → 709 conversion was skipped.
 //!
 //! With a [`QcConfig`] ([`process_job`]), `aiprodqc` measures the frames and samples right
 //! before the encoders on tee branches (see `qc.rs`), and the run returns its [`QcReport`]:
@@ -35,6 +40,7 @@ use aiprod_quality::qc::{QcConfig, QcReport};
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_pbutils as gst_pbutils;
+use gstreamer_video as gst_video;
 
 use super::elements::{
     aac_encoder, add_chain, capsfilter, link_chain, make, queue_frames, queue_time, set_str,
@@ -307,8 +313,17 @@ pub(super) enum ScaleEngine {
     Wgpu,
 }
 
-/// `AIPROD_PIPELINE_SCALE`: `wgpu`, `cpu`, or unset/`auto` (videoconvertscale until the colour
-/// matrix on untagged SD sources is settled; see the module docs).
+/// What `AIPROD_PIPELINE_SCALE` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ScaleChoice {
+    /// aiprodscale where a real GPU adapter is there, else videoconvertscale (lavapipe would be
+    /// slower than the CPU path).
+    Auto,
+    Wgpu,
+    Cpu,
+}
+
+/// `AIPROD_PIPELINE_SCALE`: `auto` (default), `wgpu` or `cpu`.
 const SCALE_ENV: &str = "AIPROD_PIPELINE_SCALE";
 
 #[cfg(test)]
@@ -317,16 +332,37 @@ thread_local! {
     pub(super) static FORCED_SCALE: std::cell::Cell<Option<ScaleEngine>> = const { std::cell::Cell::new(None) };
 }
 
-/// The engine the setting asks for; an unknown value is refused rather than guessed.
-pub(super) fn requested_scale(setting: Option<&str>) -> Result<ScaleEngine, PipelineError> {
+/// The choice the setting asks for; an unknown value is refused rather than guessed.
+pub(super) fn requested_scale(setting: Option<&str>) -> Result<ScaleChoice, PipelineError> {
     match setting.map(str::trim) {
-        None | Some("") | Some("auto") => Ok(ScaleEngine::Cpu),
-        Some("wgpu") => Ok(ScaleEngine::Wgpu),
-        Some("cpu") => Ok(ScaleEngine::Cpu),
+        None | Some("") | Some("auto") => Ok(ScaleChoice::Auto),
+        Some("wgpu") => Ok(ScaleChoice::Wgpu),
+        Some("cpu") => Ok(ScaleChoice::Cpu),
         Some(other) => Err(PipelineError::Init(format!(
             "{SCALE_ENV}={other:?}: expected auto, wgpu or cpu"
         ))),
     }
+}
+
+/// The engine `choice` means on a node where `gpu_adapter` says whether the shared wgpu context
+/// is on a real GPU.
+pub(super) fn resolve_scale(
+    choice: ScaleChoice,
+    gpu_adapter: impl FnOnce() -> bool,
+) -> ScaleEngine {
+    match choice {
+        ScaleChoice::Wgpu => ScaleEngine::Wgpu,
+        ScaleChoice::Cpu => ScaleEngine::Cpu,
+        ScaleChoice::Auto if gpu_adapter() => ScaleEngine::Wgpu,
+        ScaleChoice::Auto => ScaleEngine::Cpu,
+    }
+}
+
+/// Whether aiprodscale would run on a real GPU: adapters enumerated once per process (cheap),
+/// and only then the shared context opened (as the QC engine's `auto` does).
+fn gpu_adapter() -> bool {
+    aiprod_kernels::gpu_present()
+        && aiprod_kernels::Context::shared().is_ok_and(|ctx| ctx.adapter().kind.is_gpu())
 }
 
 /// The engine for this output: the requested one where aiprodscale gives the same picture as
@@ -341,7 +377,10 @@ pub(super) fn scale_engine(
     let forced: Option<ScaleEngine> = None;
     let requested = match forced {
         Some(e) => e,
-        None => requested_scale(std::env::var(SCALE_ENV).ok().as_deref())?,
+        None => resolve_scale(
+            requested_scale(std::env::var(SCALE_ENV).ok().as_deref())?,
+            gpu_adapter,
+        ),
     };
     let same_aspect = source
         .display_aspect
@@ -395,13 +434,27 @@ fn build(
     )?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = u32::try_from(threads).unwrap_or(1);
-    let scale_chain = match scale_engine(spec, source)? {
+    let engine = scale_engine(spec, source)?;
+    // Full-range YUV into videoconvertscale (no upscaler's RGB in between) goes through RGB:
+    // GStreamer 1.22 skips a range-only conversion (see `range_detour_format`).
+    let range_detour = (engine == ScaleEngine::Cpu && upscale.is_none())
+        .then(|| -> Result<_, PipelineError> {
+            let convert = make("videoconvert", "range-convert")?;
+            convert.set_property("n-threads", threads);
+            let caps = capsfilter("range-caps", gst::Caps::new_empty_simple("video/x-raw"))?;
+            Ok([convert, caps])
+        })
+        .transpose()?;
+    label_colorimetry(&vqueue, range_detour.as_ref().map(|[_, caps]| caps))?;
+    let scale_chain = match engine {
         ScaleEngine::Cpu => {
             let scale = make("videoconvertscale", "scale")?;
             set_str(&scale, "method", scale_method(spec.scale))?;
             scale.set_property("add-borders", true);
             scale.set_property("n-threads", threads);
-            vec![scale]
+            let mut chain: Vec<gst::Element> = range_detour.into_iter().flatten().collect();
+            chain.push(scale);
+            chain
         }
         ScaleEngine::Wgpu => {
             register_aiprod_plugin()?;
@@ -414,13 +467,15 @@ fn build(
                 "bicubic"
             };
             set_str(&scale, "method", method)?;
+            // videoconvert only changes the layout of other formats (passthrough for the
+            // decoders' usual I420/NV12); the matrix and range conversion to the output's
+            // BT.709 happens in aiprodscale on the device.
             vec![
                 convert,
                 capsfilter(
                     "scale-input-caps",
                     gst::Caps::builder("video/x-raw")
-                        .field("format", "I420")
-                        .field("colorimetry", "bt709")
+                        .field("format", gst::List::new(["I420", "NV12"]))
                         .build(),
                 )?,
                 scale,
@@ -463,6 +518,8 @@ fn build(
         Container::Mp4 => {
             let m = make("mp4mux", "mux")?;
             m.set_property("faststart", true);
+            let scratch = PartialFile::scratch_for(location);
+            m.set_property("faststart-file", scratch.to_string_lossy().as_ref());
             m
         }
         Container::Mov => make("qtmux", "mux")?,
@@ -587,6 +644,85 @@ fn build(
         upscaler,
         qc_sinks,
     ))
+}
+
+/// `caps` with the colorimetry GStreamer assumes for them written in, when they leave it out
+/// (decoders do for streams that do not signal it); `None` when there is nothing to add.
+///
+/// The assumption (gst_video_info_from_caps: BT.601 up to 576 lines, BT.709 above, in GStreamer
+/// 1.22; sRGB for RGB) is what a converter right after the decoder would use. Left implicit,
+/// a passthrough element such as videorate fills the missing field from what is *downstream* —
+/// our BT.709 output caps — and so relabels an untagged SD stream as BT.709: the converter then
+/// skips the 601 → 709 matrix conversion (seen as 17–20 levels of luma on saturated colours).
+pub(super) fn with_explicit_colorimetry(caps: &gst::CapsRef) -> Option<gst::Caps> {
+    let s = caps.structure(0)?;
+    if s.name() != "video/x-raw" || s.has_field("colorimetry") {
+        return None;
+    }
+    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+    let colorimetry = info.colorimetry().to_string();
+    let mut labelled = caps.to_owned();
+    labelled.make_mut().set("colorimetry", colorimetry);
+    Some(labelled)
+}
+
+/// The RGB format to route full-range YUV through before videoconvertscale, or `None` for
+/// anything else. GStreamer 1.22's videoconvert converts the range only when the matrix changes
+/// too: full-range BT.709 (phone footage, MJPEG) came out with 0–255 levels labelled 16–235
+/// (crushed blacks, clipped whites on players). Through RGB the range is applied. 16-bit RGB
+/// for deeper sources keeps 10-bit precision.
+pub(super) fn range_detour_format(caps: &gst::CapsRef) -> Option<&'static str> {
+    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+    if !info.is_yuv() || info.colorimetry().range() != gst_video::VideoColorRange::Range0_255 {
+        return None;
+    }
+    Some(if info.format_info().depth()[0] > 8 {
+        "ARGB64"
+    } else {
+        "RGB"
+    })
+}
+
+/// Rewrites the caps events entering `head` (the first element after the decoder) with
+/// [`with_explicit_colorimetry`], and points `detour` (a capsfilter before videoconvertscale)
+/// at [`range_detour_format`] for them — before the caps reach it, so negotiation sees it.
+fn label_colorimetry(
+    head: &gst::Element,
+    detour: Option<&gst::Element>,
+) -> Result<(), PipelineError> {
+    let pad = head
+        .static_pad("sink")
+        .ok_or_else(|| PipelineError::Build {
+            element: head.name().to_string(),
+            reason: "no sink pad".into(),
+        })?;
+    let detour = detour.map(|d| d.downgrade());
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let gst::EventView::Caps(c) = event.view() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let labelled = with_explicit_colorimetry(c.caps());
+        let caps = labelled.as_deref().unwrap_or(c.caps());
+        if let Some(filter) = detour.as_ref().and_then(|d| d.upgrade()) {
+            let mut wanted = gst::Caps::builder("video/x-raw");
+            if let Some(format) = range_detour_format(caps) {
+                tracing::debug!(%format, "full-range input: converting through RGB");
+                wanted = wanted.field("format", format);
+            }
+            filter.set_property("caps", wanted.build());
+        }
+        if let Some(labelled) = labelled {
+            let event = gst::event::Caps::builder(&labelled)
+                .seqnum(event.seqnum())
+                .build();
+            info.data = Some(gst::PadProbeData::Event(event));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Links decodebin's first video and (when wanted) first audio pad to the branches; every other

@@ -138,6 +138,8 @@ fn build(
     )?;
     let mux = make("mp4mux", "mux")?;
     mux.set_property("faststart", true);
+    let scratch = PartialFile::scratch_for(location);
+    mux.set_property("faststart-file", scratch.to_string_lossy().as_ref());
     let sink = make("filesink", "sink")?;
     sink.set_property("location", location.to_string_lossy().as_ref());
 

@@ -86,14 +86,16 @@ impl PartialFile {
                 reason: format!("{} must not end in .partial", out.display()),
             });
         }
-        match std::fs::remove_file(&partial) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(PipelineError::Io {
-                    path: partial,
-                    source,
-                })
+        for stale in [partial.clone(), Self::scratch_for(&partial)] {
+            match std::fs::remove_file(&stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(PipelineError::Io {
+                        path: stale,
+                        source,
+                    })
+                }
             }
         }
         Ok(PartialFile {
@@ -104,6 +106,12 @@ impl PartialFile {
 
     pub(super) fn path(&self) -> &Path {
         &self.partial
+    }
+
+    /// Where a muxer keeps its temporary data for this output (mp4mux's faststart file): next
+    /// to the partial, on the data disk the disk guard watches, and removed with it.
+    pub(super) fn scratch_for(partial: &Path) -> PathBuf {
+        partial.with_extension("faststart")
     }
 
     pub(super) fn commit(mut self, out: &Path) -> Result<(), PipelineError> {
@@ -121,18 +129,32 @@ impl Drop for PartialFile {
         if !self.committed {
             let _ = std::fs::remove_file(&self.partial);
         }
+        // the muxer removes it when it finishes; not when the run failed or was cancelled
+        let _ = std::fs::remove_file(Self::scratch_for(&self.partial));
     }
 }
 
 /// Turns an ERROR message into a [`PipelineError::Stream`], or [`PipelineError::NoSpace`] naming
 /// the file when a sink ran out of disk.
 pub(super) fn stream_error(err: &gst::message::Error) -> PipelineError {
-    if err.error().matches(gst::ResourceError::NoSpaceLeft) {
+    // Sinks say NoSpaceLeft; qtmux reports its faststart scratch file's ENOSPC as a write
+    // error whose debug text carries the system error.
+    let no_space = err.error().matches(gst::ResourceError::NoSpaceLeft)
+        || (err.error().matches(gst::ResourceError::Write)
+            && err
+                .debug()
+                .is_some_and(|d| d.contains("No space left on device")));
+    if no_space {
+        // a sink's file, or the muxer's faststart scratch file
         let location = err
             .src()
             .and_then(|s| s.downcast_ref::<gst::Element>())
-            .filter(|e| e.find_property("location").is_some())
-            .and_then(|e| e.property::<Option<String>>("location"));
+            .and_then(|e| {
+                ["location", "faststart-file"]
+                    .into_iter()
+                    .find(|p| e.find_property(p).is_some())
+                    .and_then(|p| e.property::<Option<String>>(p))
+            });
         if let Some(path) = location {
             return PipelineError::NoSpace { path: path.into() };
         }
