@@ -10,6 +10,7 @@ mod elements;
 mod look;
 mod process;
 mod qc;
+mod range;
 mod render;
 mod runner;
 mod validate;

@@ -46,6 +46,7 @@ use super::elements::{
     aac_encoder, add_chain, capsfilter, link_chain, make, queue_frames, queue_time, set_str,
 };
 use super::qc::{self, QcCollector};
+use super::range;
 use super::runner::{self, FrameCounter, PartialFile, Total};
 use super::{
     validate, AudioFormat, Container, OutputSpec, PipelineError, Progress, RunLimits, ScaleMethod,
@@ -435,8 +436,9 @@ fn build(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = u32::try_from(threads).unwrap_or(1);
     let engine = scale_engine(spec, source)?;
-    // Full-range YUV into videoconvertscale (no upscaler's RGB in between) goes through RGB:
-    // GStreamer 1.22 skips a range-only conversion (see `range_detour_format`).
+    // Full-range YUV that cannot be mapped in place after the decoder (see `label_colorimetry`)
+    // goes through RGB before videoconvertscale (no upscaler's RGB in between): GStreamer 1.22
+    // skips a range-only conversion.
     let range_detour = (engine == ScaleEngine::Cpu && upscale.is_none())
         .then(|| -> Result<_, PipelineError> {
             let convert = make("videoconvert", "range-convert")?;
@@ -666,14 +668,17 @@ pub(super) fn with_explicit_colorimetry(caps: &gst::CapsRef) -> Option<gst::Caps
     Some(labelled)
 }
 
-/// The RGB format to route full-range YUV through before videoconvertscale, or `None` for
-/// anything else. GStreamer 1.22's videoconvert converts the range only when the matrix changes
-/// too: full-range BT.709 (phone footage, MJPEG) came out with 0–255 levels labelled 16–235
-/// (crushed blacks, clipped whites on players). Through RGB the range is applied. 16-bit RGB
-/// for deeper sources keeps 10-bit precision.
+/// The RGB format to route full-range YUV through before videoconvertscale when
+/// [`range::convertible_in_place`] cannot map it in place (more than 8 bits, packed 4:2:2,
+/// alpha), or `None` for anything else. GStreamer 1.22's videoconvert converts the range only
+/// when the matrix changes too; through RGB the range is applied. 16-bit RGB for deeper sources
+/// keeps their precision.
 pub(super) fn range_detour_format(caps: &gst::CapsRef) -> Option<&'static str> {
     let info = gst_video::VideoInfo::from_caps(caps).ok()?;
-    if !info.is_yuv() || info.colorimetry().range() != gst_video::VideoColorRange::Range0_255 {
+    if !info.is_yuv()
+        || info.colorimetry().range() != gst_video::VideoColorRange::Range0_255
+        || range::convertible_in_place(&info)
+    {
         return None;
     }
     Some(if info.format_info().depth()[0] > 8 {
@@ -683,9 +688,19 @@ pub(super) fn range_detour_format(caps: &gst::CapsRef) -> Option<&'static str> {
     })
 }
 
-/// Rewrites the caps events entering `head` (the first element after the decoder) with
-/// [`with_explicit_colorimetry`], and points `detour` (a capsfilter before videoconvertscale)
-/// at [`range_detour_format`] for them — before the caps reach it, so negotiation sees it.
+/// What the probe after the decoder does to the stream it sees.
+#[derive(Default)]
+struct DecodedFixups {
+    /// Set while the caps are full-range 8-bit planar YUV: frames are mapped to limited range.
+    to_limited: Option<gst_video::VideoInfo>,
+}
+
+/// The probe on `head`'s sink pad (the first element after the decoder):
+/// - caps events get [`with_explicit_colorimetry`];
+/// - full-range 8-bit planar YUV is mapped to limited range in place ([`range`]) and its caps
+///   relabelled, so every chain after it sees ordinary limited-range video;
+/// - other full-range YUV points `detour` (a capsfilter before videoconvertscale) at
+///   [`range_detour_format`] — before the caps reach it, so negotiation sees it.
 fn label_colorimetry(
     head: &gst::Element,
     detour: Option<&gst::Element>,
@@ -697,25 +712,61 @@ fn label_colorimetry(
             reason: "no sink pad".into(),
         })?;
     let detour = detour.map(|d| d.downgrade());
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+    let tables = range::RangeTables::full_to_limited();
+    let state = Mutex::new(DecodedFixups::default());
+    let kinds = gst::PadProbeType::EVENT_DOWNSTREAM
+        | gst::PadProbeType::BUFFER
+        | gst::PadProbeType::BUFFER_LIST;
+    pad.add_probe(kinds, move |_, info| {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut info.data {
+            Some(gst::PadProbeData::Buffer(buffer)) => {
+                if let Some(video) = &state.to_limited {
+                    if let Err(e) = range::convert_frame(buffer.make_mut(), video, &tables) {
+                        tracing::warn!(error = %e, "full-range frame left as decoded");
+                    }
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            Some(gst::PadProbeData::BufferList(list)) => {
+                if let Some(video) = &state.to_limited {
+                    list.make_mut().foreach_mut(|mut buffer, _| {
+                        if let Err(e) = range::convert_frame(buffer.make_mut(), video, &tables) {
+                            tracing::warn!(error = %e, "full-range frame left as decoded");
+                        }
+                        std::ops::ControlFlow::Continue(Some(buffer))
+                    });
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            _ => {}
+        }
         let Some(gst::PadProbeData::Event(event)) = &info.data else {
             return gst::PadProbeReturn::Ok;
         };
         let gst::EventView::Caps(c) = event.view() else {
             return gst::PadProbeReturn::Ok;
         };
-        let labelled = with_explicit_colorimetry(c.caps());
-        let caps = labelled.as_deref().unwrap_or(c.caps());
+        let mut caps = with_explicit_colorimetry(c.caps());
+        let current = caps.as_deref().unwrap_or(c.caps());
+        state.to_limited = gst_video::VideoInfo::from_caps(current)
+            .ok()
+            .filter(range::convertible_in_place);
+        if let Some(video) = &state.to_limited {
+            tracing::debug!(format = ?video.format(), "full-range input: mapped to limited range in place");
+            caps = Some(range::limited_caps(current, video));
+        }
+        let current = caps.as_deref().unwrap_or(c.caps());
         if let Some(filter) = detour.as_ref().and_then(|d| d.upgrade()) {
             let mut wanted = gst::Caps::builder("video/x-raw");
-            if let Some(format) = range_detour_format(caps) {
+            if let Some(format) = range_detour_format(current) {
                 tracing::debug!(%format, "full-range input: converting through RGB");
                 wanted = wanted.field("format", format);
             }
             filter.set_property("caps", wanted.build());
         }
-        if let Some(labelled) = labelled {
-            let event = gst::event::Caps::builder(&labelled)
+        if let Some(caps) = caps {
+            let event = gst::event::Caps::builder(&caps)
                 .seqnum(event.seqnum())
                 .build();
             info.data = Some(gst::PadProbeData::Event(event));
