@@ -110,14 +110,7 @@ impl Totals {
     fn summary(mut self) -> Summary {
         self.micros.sort_unstable();
         let n = self.micros.len();
-        let q = |p: f64| -> u32 {
-            if n == 0 {
-                return 0;
-            }
-            // Nearest-rank percentile.
-            let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-            self.micros[rank - 1]
-        };
+        let q = |p: f64| aiprod_benches::nearest_rank(&self.micros, p);
         let mean_us = if n == 0 {
             0.0
         } else {

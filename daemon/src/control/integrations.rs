@@ -74,6 +74,7 @@ impl ControlService {
             prices: Arc::clone(&self.prices),
             health: self.health.clone(),
             webhooks: self.webhooks.clone(),
+            store_turns: Arc::clone(&self.store_turns),
         }
     }
 
@@ -93,7 +94,8 @@ impl ControlService {
     }
 
     /// Generate: plan (or take the stored plan), check funds with the backend, admit, submit.
-    pub(super) async fn do_generate(
+    /// Blocking (the store, the provider's balance): runs on the blocking pool.
+    pub(super) fn do_generate(
         &self,
         r: proto::GenerateRequest,
     ) -> Result<proto::Job, ControlError> {
@@ -106,11 +108,8 @@ impl ControlService {
             .find_idempotent_job(&rec.job.user_id, &rec.idempotency_key)?
             .is_some();
         if !repeat && rec.plan.backend != "local" {
-            let engine = Arc::clone(&self.engine);
-            let (plan, prompt, seed) = (rec.plan.clone(), rec.job.prompt.clone(), rec.seed);
-            tokio::task::spawn_blocking(move || engine.preflight(&plan, &prompt, seed))
-                .await
-                .map_err(|e| ControlError::Internal(format!("funds check: {e}")))??;
+            self.engine
+                .preflight(&rec.plan, &rec.job.prompt, rec.seed)?;
         }
         self.engine.admit(&rec.job.user_id)?;
         let (job, _created) = self.engine.submit(rec)?;

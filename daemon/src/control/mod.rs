@@ -1,6 +1,8 @@
 //! The gRPC service `aiprod.v1.Control`: validates requests, calls the planner and the job
 //! engine, and answers. Errors become statuses only in [`error`]; every call is logged once
-//! with a request id, its method, its status code and its latency.
+//! with a request id, its method, its status code and its latency. Work that touches the
+//! SQLite store or a provider runs on the blocking pool ([`ControlService::blocking`]), never
+//! on the async workers that serve every other call.
 
 pub mod convert;
 pub mod error;
@@ -29,6 +31,11 @@ const MAX_USER_ID_LEN: usize = 128;
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// The user of requests that name none.
 pub const DEFAULT_USER: &str = "default";
+/// Store-only RPCs running on the blocking pool at once; the rest wait their turn, first come
+/// first served, without holding a thread. The store is one connection behind a mutex, so
+/// more of them would only queue on that mutex, which is not fair: with 16 clients on 2 cores
+/// (benches/README.md, `store_load`), unbounded, the slowest calls took twice as long.
+const STORE_TASKS: usize = 4;
 
 /// The Control service.
 pub struct ControlService {
@@ -37,6 +44,9 @@ pub struct ControlService {
     health: tonic_health::server::HealthReporter,
     /// Webhook subscriptions (set by the server; see `with_webhooks`).
     webhooks: Option<Arc<crate::webhooks::Webhooks>>,
+    /// Turns for store-bound work on the blocking pool ([`STORE_TASKS`], first come first
+    /// served).
+    store_turns: Arc<tokio::sync::Semaphore>,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -52,6 +62,7 @@ impl ControlService {
             prices,
             health,
             webhooks: None,
+            store_turns: Arc::new(tokio::sync::Semaphore::new(STORE_TASKS)),
         }
     }
 
@@ -147,6 +158,43 @@ impl ControlService {
             }
         }
         result.map(Response::new)
+    }
+
+    /// Runs `f` on tokio's blocking pool with a handle on this service. Every RPC whose work
+    /// reaches the store (one connection behind a mutex; a commit can wait on the disk, a
+    /// `usage` scan on every job), a provider or a media file goes through here, so that
+    /// waiting for it holds a pool thread and not one of the few async workers that serve
+    /// health checks, WatchJob streams and every other call. `op` names the work if its task
+    /// dies.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&ControlService) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let me = self.clone_handle();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| ControlError::Internal(format!("{op} task: {e}")))?
+    }
+
+    /// [`Self::blocking`] for work that only reads or writes the store: it waits for one of
+    /// [`STORE_TASKS`] turns first. Plan and Generate do not take one, as they may wait on a
+    /// provider's balance with the store idle.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&ControlService) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let turn = Arc::clone(&self.store_turns)
+            .acquire_owned()
+            .await
+            .map_err(|e| ControlError::Internal(format!("{op}: {e}")))?;
+        self.blocking(op, move |me| {
+            // Held until the work ends, even when the caller has gone.
+            let _turn = turn;
+            f(me)
+        })
+        .await
     }
 
     /// Constraints and preferences for a request: the request's own, else the user's stored
@@ -358,6 +406,19 @@ impl ControlService {
             Some(r) if user.is_empty() || r.job.user_id == user => Ok(r.job),
             _ => Err(ControlError::NotFound(format!("job {job_id} not found"))),
         }
+    }
+
+    fn do_receipt(&self, r: proto::GetReceiptRequest) -> Result<proto::Receipt, ControlError> {
+        let j = self.visible_job(&r.job_id, &r.user_id)?;
+        self.engine.store.get_receipt(&j.job_id)?.ok_or_else(|| {
+            ControlError::FailedPrecondition(format!(
+                "job {} has no receipt yet: it is {}",
+                j.job_id,
+                crate::telemetry::state_label(
+                    JobState::try_from(j.state).unwrap_or(JobState::Unspecified)
+                )
+            ))
+        })
     }
 
     fn do_list(&self, r: proto::ListJobsRequest) -> Result<proto::ListJobsResponse, ControlError> {
@@ -611,13 +672,8 @@ impl Control for ControlService {
     async fn plan(&self, req: Request<proto::PlanRequest>) -> RpcResult<proto::PlanResponse> {
         let t = Instant::now();
         let result = match crate::auth::scoped(req) {
-            Ok(r) => {
-                let me = self.clone_handle();
-                // Plan may call providers (balances): off the async workers.
-                tokio::task::spawn_blocking(move || me.do_plan(r))
-                    .await
-                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("plan task: {e}"))))
-            }
+            // Reads preferences, writes the plans, may ask providers for their balance.
+            Ok(r) => self.blocking("Plan", move |me| me.do_plan(r)).await,
             Err(e) => Err(e),
         };
         self.answer("Plan", t, result)
@@ -626,7 +682,7 @@ impl Control for ControlService {
     async fn generate(&self, req: Request<proto::GenerateRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
         let result = match crate::auth::scoped(req) {
-            Ok(r) => self.do_generate(r).await,
+            Ok(r) => self.blocking("Generate", move |me| me.do_generate(r)).await,
             Err(e) => Err(e),
         };
         self.answer("Generate", t, result)
@@ -634,7 +690,13 @@ impl Control for ControlService {
 
     async fn get_job(&self, req: Request<proto::GetJobRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req).and_then(|r| self.visible_job(&r.job_id, &r.user_id));
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => {
+                self.on_store("GetJob", move |me| me.visible_job(&r.job_id, &r.user_id))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.answer("GetJob", t, result)
     }
 
@@ -643,7 +705,10 @@ impl Control for ControlService {
         req: Request<proto::ListJobsRequest>,
     ) -> RpcResult<proto::ListJobsResponse> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req).and_then(|r| self.do_list(r));
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => self.on_store("ListJobs", move |me| me.do_list(r)).await,
+            Err(e) => Err(e),
+        };
         self.answer("ListJobs", t, result)
     }
 
@@ -660,7 +725,10 @@ impl Control for ControlService {
         };
         // Subscribe before reading the job so no transition falls in between.
         let mut events = self.engine.subscribe();
-        let first = match self.visible_job(&r.job_id, &r.user_id) {
+        let first = match self
+            .on_store("WatchJob", move |me| me.visible_job(&r.job_id, &r.user_id))
+            .await
+        {
             Ok(j) => j,
             Err(e) => return self.answer("WatchJob", t, Err(e)),
         };
@@ -687,8 +755,9 @@ impl Control for ControlService {
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Fell behind: the store has the truth.
-                        match engine.store.get_job(&job_id) {
-                            Ok(Some(r)) => proto::JobEvent {
+                        let (engine, id) = (Arc::clone(&engine), job_id.clone());
+                        match tokio::task::spawn_blocking(move || engine.store.get_job(&id)).await {
+                            Ok(Ok(Some(r))) => proto::JobEvent {
                                 job: Some(r.job),
                                 message: "resync".into(),
                                 frames_per_s: 0.0,
@@ -712,9 +781,16 @@ impl Control for ControlService {
 
     async fn cancel_job(&self, req: Request<proto::CancelJobRequest>) -> RpcResult<proto::Job> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req)
-            .and_then(|r| self.visible_job(&r.job_id, &r.user_id))
-            .and_then(|j| self.engine.cancel(&j.job_id).map_err(Into::into));
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => {
+                self.on_store("CancelJob", move |me| {
+                    let j = me.visible_job(&r.job_id, &r.user_id)?;
+                    Ok(me.engine.cancel(&j.job_id)?)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
         self.answer("CancelJob", t, result)
     }
 
@@ -723,19 +799,13 @@ impl Control for ControlService {
         req: Request<proto::GetReceiptRequest>,
     ) -> RpcResult<proto::Receipt> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req)
-            .and_then(|r| self.visible_job(&r.job_id, &r.user_id))
-            .and_then(|j| {
-                self.engine.store.get_receipt(&j.job_id)?.ok_or_else(|| {
-                    ControlError::FailedPrecondition(format!(
-                        "job {} has no receipt yet: it is {}",
-                        j.job_id,
-                        crate::telemetry::state_label(
-                            JobState::try_from(j.state).unwrap_or(JobState::Unspecified)
-                        )
-                    ))
-                })
-            });
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => {
+                self.on_store("GetReceipt", move |me| me.do_receipt(r))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.answer("GetReceipt", t, result)
     }
 
@@ -744,7 +814,10 @@ impl Control for ControlService {
         req: Request<proto::GetUsageRequest>,
     ) -> RpcResult<proto::GetUsageResponse> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req).and_then(|r| self.do_usage(r));
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => self.on_store("GetUsage", move |me| me.do_usage(r)).await,
+            Err(e) => Err(e),
+        };
         self.answer("GetUsage", t, result)
     }
 
@@ -753,7 +826,13 @@ impl Control for ControlService {
         req: Request<proto::SetPreferencesRequest>,
     ) -> RpcResult<proto::UserPreferences> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req).and_then(|r| self.do_set_preferences(r));
+        let result = match crate::auth::scoped(req) {
+            Ok(r) => {
+                self.on_store("SetPreferences", move |me| me.do_set_preferences(r))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.answer("SetPreferences", t, result)
     }
 
@@ -819,7 +898,9 @@ impl Control for ControlService {
         req: Request<proto::ListWebhooksRequest>,
     ) -> RpcResult<proto::ListWebhooksResponse> {
         let t = Instant::now();
-        let result = self.list_webhooks_for(req);
+        let result = self
+            .on_store("ListWebhooks", move |me| me.list_webhooks_for(req))
+            .await;
         self.answer("ListWebhooks", t, result)
     }
 
@@ -828,7 +909,9 @@ impl Control for ControlService {
         req: Request<proto::DeleteWebhookRequest>,
     ) -> RpcResult<proto::DeleteWebhookResponse> {
         let t = Instant::now();
-        let result = self.delete_webhook_for(req);
+        let result = self
+            .on_store("DeleteWebhook", move |me| me.delete_webhook_for(req))
+            .await;
         self.answer("DeleteWebhook", t, result)
     }
 
@@ -837,7 +920,11 @@ impl Control for ControlService {
         req: Request<proto::ListWebhookDeliveriesRequest>,
     ) -> RpcResult<proto::ListWebhookDeliveriesResponse> {
         let t = Instant::now();
-        let result = self.webhook_deliveries_for(req);
+        let result = self
+            .on_store("ListWebhookDeliveries", move |me| {
+                me.webhook_deliveries_for(req)
+            })
+            .await;
         self.answer("ListWebhookDeliveries", t, result)
     }
 
@@ -847,9 +934,7 @@ impl Control for ControlService {
         let result = match crate::auth::require_admin(&req) {
             Ok(()) => {
                 let r = req.into_inner();
-                tokio::task::spawn_blocking(move || probe_file(&r))
-                    .await
-                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("probe task: {e}"))))
+                self.blocking("Probe", move |_| probe_file(&r)).await
             }
             Err(e) => Err(e),
         };
@@ -870,9 +955,8 @@ impl Control for ControlService {
                     .profiles_dir
                     .as_ref()
                     .map(|d| d.join("quality"));
-                tokio::task::spawn_blocking(move || validate_file(&r, spec_dir.as_deref()))
+                self.blocking("Validate", move |_| validate_file(&r, spec_dir.as_deref()))
                     .await
-                    .unwrap_or_else(|e| Err(ControlError::Internal(format!("validate task: {e}"))))
             }
             Err(e) => Err(e),
         };
@@ -884,18 +968,22 @@ impl Control for ControlService {
         req: Request<proto::GetPreferencesRequest>,
     ) -> RpcResult<proto::UserPreferences> {
         let t = Instant::now();
-        let result = crate::auth::scoped(req)
-            .and_then(|r| user_id(&r.user_id))
-            .and_then(|u| {
-                Ok(self
-                    .engine
-                    .store
-                    .get_preferences(&u)?
-                    .unwrap_or(proto::UserPreferences {
-                        user_id: u,
-                        ..Default::default()
-                    }))
-            });
+        let result = match crate::auth::scoped(req).and_then(|r| user_id(&r.user_id)) {
+            Ok(u) => {
+                self.on_store("GetPreferences", move |me| {
+                    Ok(me
+                        .engine
+                        .store
+                        .get_preferences(&u)?
+                        .unwrap_or(proto::UserPreferences {
+                            user_id: u,
+                            ..Default::default()
+                        }))
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
         self.answer("GetPreferences", t, result)
     }
 }

@@ -248,7 +248,8 @@ impl JobEngine {
     }
 
     /// Stores a new job (or finds the idempotent twin) and starts it in a slot of the kind its
-    /// plan needs. Returns the job and whether it was created now.
+    /// plan needs. Returns the job and whether it was created now. Blocking (a store write):
+    /// call it from the blocking pool, inside the runtime (the job's task is spawned on it).
     pub fn submit(self: &Arc<Self>, rec: JobRecord) -> Result<(proto::Job, bool), JobError> {
         let kind = self.slot_for(&rec.plan)?;
         let (stored, created) = self.store.insert_job(&rec)?;
@@ -262,6 +263,7 @@ impl JobEngine {
 
     /// Resumes every job the last run left unfinished: each is retried from its last complete
     /// stage, or failed with a receipt once it has been interrupted `max_job_attempts` times.
+    /// Blocking (store reads and writes): run once at start, before anything is served.
     pub fn recover(self: &Arc<Self>) -> Result<usize, JobError> {
         let unfinished = self.store.unfinished_jobs()?;
         let n = unfinished.len();
@@ -295,7 +297,8 @@ impl JobEngine {
     }
 
     /// Cancels a job: one that has not started runs at once, a running one at its next
-    /// cancellation point (the pipelines poll the flag about every 100 ms).
+    /// cancellation point (the pipelines poll the flag about every 100 ms). Blocking (the
+    /// store): call it from the blocking pool.
     pub fn cancel(&self, job_id: &str) -> Result<proto::Job, JobError> {
         let mut controls = self.controls.lock().unwrap_or_else(|p| p.into_inner());
         let rec = self
@@ -415,7 +418,8 @@ impl JobEngine {
     }
 
     /// Admission control for a new job of `user_id`: draining, queue bound, per-user quota,
-    /// free disk. Nothing is written when it refuses.
+    /// free disk. Nothing is written when it refuses. Blocking (counts the user's jobs in the
+    /// store): call it from the blocking pool.
     pub fn admit(&self, user_id: &str) -> Result<(), JobError> {
         if self.is_draining() {
             return Err(JobError::Draining);
