@@ -99,6 +99,7 @@ impl From<crate::webhooks::WebhookError> for ControlError {
             e @ W::NotFound(_) => Self::NotFound(e.to_string()),
             e @ W::TooMany { .. } => Self::ResourceExhausted(e.to_string()),
             W::Store(s) => s.into(),
+            W::Task(reason) => Self::Internal(reason),
         }
     }
 }

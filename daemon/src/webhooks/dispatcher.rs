@@ -14,7 +14,7 @@ use super::outbox::{AttemptOutcome, DueMessage, Outbox};
 use super::settings::WebhooksConfig;
 use super::signing::SigningKey;
 use super::ssrf;
-use crate::jobs::store::Store;
+use crate::jobs::store::{Store, StoreError};
 use crate::now_unix_ms;
 
 /// Receivers' answers are read (to reuse the connection) up to this much and dropped.
@@ -90,7 +90,10 @@ impl Dispatcher {
                     .iter()
                     .copied()
                     .collect();
-                match self.outbox.due(now_unix_ms(), free, &in_flight) {
+                let due = self
+                    .on_outbox(move |o| o.due(now_unix_ms(), free, &in_flight))
+                    .await;
+                match due {
                     Ok(msgs) => {
                         for m in msgs {
                             let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
@@ -112,7 +115,7 @@ impl Dispatcher {
                     Err(e) => tracing::warn!("webhook outbox: {e}"),
                 }
             }
-            let wait = match self.outbox.next_due_ms() {
+            let wait = match self.on_outbox(|o| o.next_due_ms()).await {
                 Ok(Some(t)) => {
                     let ms = (t - now_unix_ms()).max(0) as u64;
                     Duration::from_millis(ms).min(poll)
@@ -173,9 +176,26 @@ impl Dispatcher {
         } else {
             tracing::debug!(msg_id = %m.msg_id, event = %m.event, attempt, status_code, error = %outcome.error, "webhook attempt failed; will retry");
         }
-        if let Err(e) = self.outbox.record_attempt(&m, &outcome, retry_at) {
+        let msg_id = m.msg_id.clone();
+        let recorded = self
+            .on_outbox(move |o| o.record_attempt(&m, &outcome, retry_at))
+            .await;
+        if let Err(e) = recorded {
             // The message stays pending and is sent again: at-least-once.
-            tracing::error!(msg_id = %m.msg_id, "cannot log webhook attempt: {e}");
+            tracing::error!(%msg_id, "cannot log webhook attempt: {e}");
+        }
+    }
+
+    /// Runs `f` on the blocking pool: the outbox is the SQLite store, and this loop and the
+    /// deliveries share the async workers with every gRPC call.
+    async fn on_outbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Outbox) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let outbox = self.outbox.clone();
+        match tokio::task::spawn_blocking(move || f(&outbox)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("outbox task: {e}")),
         }
     }
 

@@ -39,6 +39,9 @@ pub enum WebhookError {
     TooMany { tenant: String, max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blocking task doing the store work died (a panic): an internal error.
+    #[error("{0}")]
+    Task(String),
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> WebhookError {
@@ -113,12 +116,6 @@ impl Webhooks {
                 format!("longer than {MAX_DESCRIPTION_LEN} bytes"),
             ));
         }
-        if self.outbox.list_subscriptions(tenant)?.len() >= MAX_SUBSCRIPTIONS_PER_TENANT {
-            return Err(WebhookError::TooMany {
-                tenant: tenant.into(),
-                max: MAX_SUBSCRIPTIONS_PER_TENANT,
-            });
-        }
         let sub = Subscription {
             id: format!("wh_{}", uuid::Uuid::new_v4().simple()),
             tenant: tenant.into(),
@@ -129,7 +126,20 @@ impl Webhooks {
             description: r.description,
             created_ms: now_unix_ms(),
         };
-        self.outbox.create_subscription(&sub)?;
+        // The count and the insert touch the store: on the blocking pool, not an async worker.
+        let outbox = self.outbox.clone();
+        let sub = tokio::task::spawn_blocking(move || {
+            if outbox.list_subscriptions(&sub.tenant)?.len() >= MAX_SUBSCRIPTIONS_PER_TENANT {
+                return Err(WebhookError::TooMany {
+                    tenant: sub.tenant.clone(),
+                    max: MAX_SUBSCRIPTIONS_PER_TENANT,
+                });
+            }
+            outbox.create_subscription(&sub)?;
+            Ok(sub)
+        })
+        .await
+        .map_err(|e| WebhookError::Task(format!("create webhook task: {e}")))??;
         tracing::info!(tenant, subscription_id = %sub.id, url = %sub.url, events = ?sub.events, "webhook subscription created");
         Ok(sub.to_proto(true))
     }
