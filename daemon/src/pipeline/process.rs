@@ -436,7 +436,7 @@ fn build(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = u32::try_from(threads).unwrap_or(1);
     let engine = scale_engine(spec, source)?;
-    // Full-range YUV that cannot be mapped in place after the decoder (see `label_colorimetry`)
+    // Full-range YUV that cannot be mapped in place after the decoder (see `fix_decoded_colour`)
     // goes through RGB before videoconvertscale (no upscaler's RGB in between): GStreamer 1.22
     // skips a range-only conversion.
     let range_detour = (engine == ScaleEngine::Cpu && upscale.is_none())
@@ -447,7 +447,7 @@ fn build(
             Ok([convert, caps])
         })
         .transpose()?;
-    label_colorimetry(&vqueue, range_detour.as_ref().map(|[_, caps]| caps))?;
+    fix_decoded_colour(&vqueue, range_detour.as_ref().map(|[_, caps]| caps))?;
     let scale_chain = match engine {
         ScaleEngine::Cpu => {
             let scale = make("videoconvertscale", "scale")?;
@@ -668,40 +668,13 @@ pub(super) fn with_explicit_colorimetry(caps: &gst::CapsRef) -> Option<gst::Caps
     Some(labelled)
 }
 
-/// The RGB format to route full-range YUV through before videoconvertscale when
-/// [`range::convertible_in_place`] cannot map it in place (more than 8 bits, packed 4:2:2,
-/// alpha), or `None` for anything else. GStreamer 1.22's videoconvert converts the range only
-/// when the matrix changes too; through RGB the range is applied. 16-bit RGB for deeper sources
-/// keeps their precision.
-pub(super) fn range_detour_format(caps: &gst::CapsRef) -> Option<&'static str> {
-    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
-    if !info.is_yuv()
-        || info.colorimetry().range() != gst_video::VideoColorRange::Range0_255
-        || range::convertible_in_place(&info)
-    {
-        return None;
-    }
-    Some(if info.format_info().depth()[0] > 8 {
-        "ARGB64"
-    } else {
-        "RGB"
-    })
-}
-
-/// What the probe after the decoder does to the stream it sees.
-#[derive(Default)]
-struct DecodedFixups {
-    /// Set while the caps are full-range 8-bit planar YUV: frames are mapped to limited range.
-    to_limited: Option<gst_video::VideoInfo>,
-}
-
 /// The probe on `head`'s sink pad (the first element after the decoder):
 /// - caps events get [`with_explicit_colorimetry`];
 /// - full-range 8-bit planar YUV is mapped to limited range in place ([`range`]) and its caps
 ///   relabelled, so every chain after it sees ordinary limited-range video;
 /// - other full-range YUV points `detour` (a capsfilter before videoconvertscale) at
-///   [`range_detour_format`] — before the caps reach it, so negotiation sees it.
-fn label_colorimetry(
+///   [`range::rgb_detour_format`] — before the caps reach it, so negotiation sees it.
+fn fix_decoded_colour(
     head: &gst::Element,
     detour: Option<&gst::Element>,
 ) -> Result<(), PipelineError> {
@@ -713,15 +686,16 @@ fn label_colorimetry(
         })?;
     let detour = detour.map(|d| d.downgrade());
     let tables = range::RangeTables::full_to_limited();
-    let state = Mutex::new(DecodedFixups::default());
+    // Set while the caps are full-range 8-bit planar YUV: frames are mapped to limited range.
+    let to_limited: Mutex<Option<gst_video::VideoInfo>> = Mutex::new(None);
     let kinds = gst::PadProbeType::EVENT_DOWNSTREAM
         | gst::PadProbeType::BUFFER
         | gst::PadProbeType::BUFFER_LIST;
     pad.add_probe(kinds, move |_, info| {
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut to_limited = to_limited.lock().unwrap_or_else(|p| p.into_inner());
         match &mut info.data {
             Some(gst::PadProbeData::Buffer(buffer)) => {
-                if let Some(video) = &state.to_limited {
+                if let Some(video) = to_limited.as_ref() {
                     if let Err(e) = range::convert_frame(buffer.make_mut(), video, &tables) {
                         tracing::warn!(error = %e, "full-range frame left as decoded");
                     }
@@ -729,7 +703,7 @@ fn label_colorimetry(
                 return gst::PadProbeReturn::Ok;
             }
             Some(gst::PadProbeData::BufferList(list)) => {
-                if let Some(video) = &state.to_limited {
+                if let Some(video) = to_limited.as_ref() {
                     list.make_mut().foreach_mut(|mut buffer, _| {
                         if let Err(e) = range::convert_frame(buffer.make_mut(), video, &tables) {
                             tracing::warn!(error = %e, "full-range frame left as decoded");
@@ -749,17 +723,17 @@ fn label_colorimetry(
         };
         let mut caps = with_explicit_colorimetry(c.caps());
         let current = caps.as_deref().unwrap_or(c.caps());
-        state.to_limited = gst_video::VideoInfo::from_caps(current)
+        *to_limited = gst_video::VideoInfo::from_caps(current)
             .ok()
             .filter(range::convertible_in_place);
-        if let Some(video) = &state.to_limited {
+        if let Some(video) = to_limited.as_ref() {
             tracing::debug!(format = ?video.format(), "full-range input: mapped to limited range in place");
             caps = Some(range::limited_caps(current, video));
         }
         let current = caps.as_deref().unwrap_or(c.caps());
         if let Some(filter) = detour.as_ref().and_then(|d| d.upgrade()) {
             let mut wanted = gst::Caps::builder("video/x-raw");
-            if let Some(format) = range_detour_format(current) {
+            if let Some(format) = range::rgb_detour_format(current) {
                 tracing::debug!(%format, "full-range input: converting through RGB");
                 wanted = wanted.field("format", format);
             }

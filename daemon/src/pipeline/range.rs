@@ -5,7 +5,8 @@
 //! (luma `16 + v·219/255`, chroma `128 + (v − 128)·224/255`, rounded) is exactly what a
 //! range-only conversion is — swscale gives the same bytes — and costs one table lookup per
 //! sample; the frames then go on as ordinary limited-range video. Formats this cannot do in
-//! place (more than 8 bits, packed 4:2:2, alpha) go through RGB instead (`process.rs`).
+//! place (more than 8 bits, packed 4:2:2, alpha) go through RGB before videoconvertscale instead
+//! ([`rgb_detour_format`], applied in `process.rs`).
 
 use gstreamer as gst;
 use gstreamer_video as gst_video;
@@ -104,4 +105,24 @@ pub(super) fn convert_frame(
         }
     }
     Ok(())
+}
+
+/// The RGB format to route full-range YUV through before videoconvertscale when
+/// [`convertible_in_place`] cannot map it in place (more than 8 bits, packed 4:2:2,
+/// alpha), or `None` for anything else. GStreamer 1.22's videoconvert converts the range only
+/// when the matrix changes too; through RGB the range is applied. 16-bit RGB for deeper sources
+/// keeps their precision.
+pub(super) fn rgb_detour_format(caps: &gst::CapsRef) -> Option<&'static str> {
+    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+    if !info.is_yuv()
+        || info.colorimetry().range() != gst_video::VideoColorRange::Range0_255
+        || convertible_in_place(&info)
+    {
+        return None;
+    }
+    Some(if info.format_info().depth()[0] > 8 {
+        "ARGB64"
+    } else {
+        "RGB"
+    })
 }

@@ -879,7 +879,7 @@ fn full_range_yuv_detours_through_rgb() {
     gst::init().unwrap();
     let detour = |caps: &str| {
         let caps: gst::Caps = caps.parse().unwrap();
-        process::range_detour_format(&caps)
+        super::range::rgb_detour_format(&caps)
     };
     let raw = "video/x-raw,width=64,height=64,framerate=25/1";
     // 8-bit planar: mapped in place after the decoder, no detour
