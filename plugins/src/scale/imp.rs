@@ -78,18 +78,21 @@ enum Work {
         chroma: DeviceResize,
     },
     /// Through planar f32 R'G'B': another matrix or range, or NV12 in.
-    Convert {
-        in_layout: YuvLayout,
-        in_spec: ColourSpec,
-        out_layout: YuvLayout,
-        out_spec: ColourSpec,
-        /// None when the size stays.
-        resize: Option<DeviceResize>,
-        /// Clip R'G'B' to the unit cube: when the matrix changes (as swscale does; colours
-        /// outside the cube cannot be shown anyway), not for a range or layout change alone
-        /// (then every sample maps affinely, as in swscale).
-        clip_rgb: bool,
-    },
+    Convert(Conversion),
+}
+
+/// One YUV → R'G'B' (→ resize) → YUV conversion on the device.
+struct Conversion {
+    in_layout: YuvLayout,
+    in_spec: ColourSpec,
+    out_layout: YuvLayout,
+    out_spec: ColourSpec,
+    /// None when the size stays.
+    resize: Option<DeviceResize>,
+    /// Clip R'G'B' to the unit cube: when the matrix changes (as swscale does; colours
+    /// outside the cube cannot be shown anyway), not for a range or layout change alone
+    /// (then every sample maps affinely, as in swscale).
+    clip_rgb: bool,
 }
 
 struct Plans {
@@ -360,7 +363,7 @@ impl AiprodScale {
                         .map_err(|e| format!("{iw}x{ih} -> {ow}x{oh}: {e}"))?,
                 )
             };
-            Work::Convert {
+            Work::Convert(Conversion {
                 in_layout: YuvLayout::packed(in_format, iw, ih).map_err(|e| e.to_string())?,
                 in_spec,
                 out_layout: YuvLayout::packed(YuvFormat::I420, ow, oh)
@@ -368,7 +371,7 @@ impl AiprodScale {
                 out_spec,
                 resize,
                 clip_rgb: in_spec.matrix != out_spec.matrix,
-            }
+            })
         };
         Ok(Plans {
             work,
@@ -434,59 +437,44 @@ fn write_plane(
     Ok(())
 }
 
-type ToPlanar = fn(
-    &Context,
-    &aiprod_kernels::PooledBuffer,
-    &YuvLayout,
-    &ColourSpec,
-) -> aiprod_kernels::Result<aiprod_kernels::PooledBuffer>;
-type FromPlanar = ToPlanar;
-
 /// Converts (and resizes) `inbuf` into `outbuf` through planar R'G'B' on the device.
-#[allow(clippy::too_many_arguments)]
 fn convert_frame(
     ctx: &Context,
     plans: &Plans,
-    in_layout: &YuvLayout,
-    in_spec: &ColourSpec,
-    out_layout: &YuvLayout,
-    out_spec: &ColourSpec,
-    resize: Option<&DeviceResize>,
-    clip_rgb: bool,
+    c: &Conversion,
     inbuf: &gst::BufferRef,
     outbuf: &mut gst::BufferRef,
 ) -> Result<(), String> {
     let in_frame = gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf, &plans.in_info)
         .map_err(|_| "cannot map the input buffer".to_string())?;
-    let (to_rgb, to_yuv) = if clip_rgb {
-        (
-            yuv_to_planar_device as ToPlanar,
-            planar_to_yuv_device as FromPlanar,
-        )
-    } else {
-        (
-            yuv_to_planar_extended_device as ToPlanar,
-            planar_extended_to_yuv_device as FromPlanar,
-        )
-    };
-    let packed = pack_frame(&in_frame, in_layout)?;
+    let packed = pack_frame(&in_frame, &c.in_layout)?;
     let yuv = ctx
         .upload("aiprodscale input frame", &packed)
         .map_err(|e| e.to_string())?;
-    let rgb = to_rgb(ctx, &yuv, in_layout, in_spec).map_err(|e| format!("to R'G'B': {e}"))?;
-    let rgb = match resize {
+    let rgb = if c.clip_rgb {
+        yuv_to_planar_device(ctx, &yuv, &c.in_layout, &c.in_spec)
+    } else {
+        yuv_to_planar_extended_device(ctx, &yuv, &c.in_layout, &c.in_spec)
+    }
+    .map_err(|e| format!("to R'G'B': {e}"))?;
+    let rgb = match &c.resize {
         Some(r) => r
             .planar_f32(ctx, &rgb, 3)
             .map_err(|e| format!("resize: {e}"))?,
         None => rgb,
     };
-    let out = to_yuv(ctx, &rgb, out_layout, out_spec).map_err(|e| format!("to YUV: {e}"))?;
+    let out = if c.clip_rgb {
+        planar_to_yuv_device(ctx, &rgb, &c.out_layout, &c.out_spec)
+    } else {
+        planar_extended_to_yuv_device(ctx, &rgb, &c.out_layout, &c.out_spec)
+    }
+    .map_err(|e| format!("to YUV: {e}"))?;
     let bytes = ctx
-        .download(&out, out_layout.len_bytes())
+        .download(&out, c.out_layout.len_bytes())
         .map_err(|e| e.to_string())?;
     let mut out_frame = gst_video::VideoFrameRef::from_buffer_ref_writable(outbuf, &plans.out_info)
         .map_err(|_| "cannot map the output buffer".to_string())?;
-    for (plane, (offset, row_bytes, rows)) in packed_planes(out_layout).into_iter().enumerate() {
+    for (plane, (offset, row_bytes, rows)) in packed_planes(&c.out_layout).into_iter().enumerate() {
         let data = bytes
             .get(offset..offset + row_bytes * rows)
             .ok_or_else(|| format!("converted plane {plane} is short"))?;
@@ -544,25 +532,7 @@ fn process_frame(
 ) -> Result<(), String> {
     match &plans.work {
         Work::Planes { luma, chroma } => resize_planes(ctx, plans, luma, chroma, inbuf, outbuf),
-        Work::Convert {
-            in_layout,
-            in_spec,
-            out_layout,
-            out_spec,
-            resize,
-            clip_rgb,
-        } => convert_frame(
-            ctx,
-            plans,
-            in_layout,
-            in_spec,
-            out_layout,
-            out_spec,
-            resize.as_ref(),
-            *clip_rgb,
-            inbuf,
-            outbuf,
-        ),
+        Work::Convert(c) => convert_frame(ctx, plans, c, inbuf, outbuf),
     }
 }
 
