@@ -306,8 +306,8 @@ fn fixed(v: f64) -> i32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gamut {
     Clamped,
-    /// Values outside the RGB cube kept: what YUV → YUV conversions need (videoconvert and
-    /// swscale do not clip to RGB between two YUV matrices or ranges).
+    /// Values outside the RGB cube kept: a YUV → YUV conversion that only changes the range
+    /// (or the layout) is then exact per sample, as swscale does it.
     Extended,
 }
 
