@@ -3,6 +3,7 @@
 //! fixed point), and stay close to videoscale method=lanczos (a different implementation:
 //! other tap counts at the edges and rounding, so closeness, not equality).
 
+use aiprod_kernels::colour::{self, ChromaSiting, ColourSpec, Matrix, Range, YuvFormat, YuvLayout};
 use aiprod_kernels::resize::{cpu, Filter, ResizePlan};
 use gstreamer as gst;
 use gstreamer_video as gst_video;
@@ -28,44 +29,26 @@ fn chroma(w: u32, h: u32) -> (u32, u32) {
     (w.div_ceil(2), h.div_ceil(2))
 }
 
-/// Runs `launch` (ending in `appsink name=out`) to EOS and returns its frames.
+/// Runs `launch` (ending in `appsink name=out`, I420) to EOS and returns its frames as planes.
 fn frames(launch: &str) -> Vec<Frame> {
-    let pipeline = gst::parse::launch(launch)
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-    let sink = pipeline.by_name("out").expect("appsink named out");
-    sink.set_property("sync", false);
-    pipeline.set_state(gst::State::Playing).expect("playing");
-    let mut out = Vec::new();
-    while let Some(sample) = sink.emit_by_name::<Option<gst::Sample>>("pull-sample", &[]) {
-        let caps = sample.caps().expect("sample caps");
-        let info = gst_video::VideoInfo::from_caps(caps).expect("video caps");
-        assert_eq!(info.format(), gst_video::VideoFormat::I420, "{caps}");
-        let buffer = sample.buffer().expect("sample buffer");
-        let frame =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).expect("map frame");
-        let (w, h) = (info.width(), info.height());
-        let plane = |p: u32, pw: u32, ph: u32| -> Vec<u8> {
-            let data = frame.plane_data(p).expect("plane");
-            let stride = frame.plane_stride()[p as usize] as usize;
-            (0..ph as usize)
-                .flat_map(|y| data[y * stride..y * stride + pw as usize].iter().copied())
-                .collect()
-        };
-        let (cw, ch) = chroma(w, h);
-        out.push(Frame {
-            width: w,
-            height: h,
-            planes: [plane(0, w, h), plane(1, cw, ch), plane(2, cw, ch)],
-        });
-    }
-    let bus = pipeline.bus().expect("bus");
-    if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-        panic!("pipeline error: {msg:?}");
-    }
-    pipeline.set_state(gst::State::Null).expect("null");
-    out
+    packed_frames(launch)
+        .into_iter()
+        .map(|(layout, bytes)| {
+            assert_eq!(layout.format, YuvFormat::I420, "{launch}");
+            let (w, h) = (layout.width, layout.height);
+            let (cw, ch) = chroma(w, h);
+            let (n, c) = ((w * h) as usize, (cw * ch) as usize);
+            Frame {
+                width: w,
+                height: h,
+                planes: [
+                    bytes[..n].to_vec(),
+                    bytes[n..n + c].to_vec(),
+                    bytes[n + c..n + 2 * c].to_vec(),
+                ],
+            }
+        })
+        .collect()
 }
 
 fn source(w: u32, h: u32) -> String {
@@ -206,8 +189,6 @@ fn same_size_is_passthrough() {
 
 // ---------------------------------------------------------------------------------------------
 // Colour conversion: another matrix or range, or NV12 in.
-
-use aiprod_kernels::colour::{self, ChromaSiting, ColourSpec, Matrix, Range, YuvFormat, YuvLayout};
 
 /// Runs `launch` (ending in `appsink name=out`) and returns each frame packed as
 /// `YuvLayout::packed` lays it out, with that layout.
